@@ -1,0 +1,597 @@
+//! The op set: every IR op, declared in one table.
+//!
+//! Adding an op: add a variant here (with a doc line), give it a name, arity
+//! and class below, infer its type in [`Op::infer`], evaluate it in
+//! `interp/`, print/parse its attributes in `text/`, and emit it in each
+//! backend. The `match`es are exhaustive so rustc lists every place.
+
+use crate::{DType, Shape, Tensor, TensorType};
+
+/// Elementwise unary functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    /// `-x`
+    Neg,
+    /// `sqrt(x)`
+    Sqrt,
+    /// `1 / x`
+    Reciprocal,
+    /// `e^x`
+    Exp,
+    /// natural logarithm
+    Log,
+    /// error function
+    Erf,
+    /// hyperbolic tangent
+    Tanh,
+    /// `1 / (1 + e^-x)`
+    Sigmoid,
+    /// `max(x, 0)`
+    Relu,
+    /// `0.5 x (1 + erf(x / sqrt 2))`
+    Gelu,
+    /// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`
+    GeluTanh,
+}
+
+/// Elementwise binary functions (numpy broadcasting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b` (integer division truncates toward zero)
+    Div,
+    /// `a ^ b`
+    Pow,
+    /// `a == b`, producing bool
+    Equal,
+}
+
+/// Reductions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceKind {
+    /// Sum of elements.
+    Sum,
+    /// Arithmetic mean.
+    Mean,
+    /// Maximum.
+    Max,
+}
+
+/// Window geometry shared by convolution and pooling (spatial dims only).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Window {
+    /// Kernel extent per spatial dim.
+    pub kernel: Vec<usize>,
+    /// Stride per spatial dim.
+    pub strides: Vec<usize>,
+    /// Padding at the start of each spatial dim.
+    pub pads_begin: Vec<usize>,
+    /// Padding at the end of each spatial dim.
+    pub pads_end: Vec<usize>,
+    /// Dilation per spatial dim.
+    pub dilations: Vec<usize>,
+}
+
+impl Window {
+    /// Output extent of each spatial dim for input extents `input`, or
+    /// `None` if the window does not fit.
+    pub fn output_dims(&self, input: &[usize]) -> Option<Vec<usize>> {
+        let n = self.kernel.len();
+        if [input.len(), self.strides.len(), self.pads_begin.len(), self.pads_end.len(), self.dilations.len()]
+            .iter()
+            .any(|&l| l != n)
+        {
+            return None;
+        }
+        (0..n)
+            .map(|i| {
+                let padded = input[i] + self.pads_begin[i] + self.pads_end[i];
+                let span = self.dilations[i].checked_mul(self.kernel[i].checked_sub(1)?)? + 1;
+                if self.strides[i] == 0 || padded < span {
+                    return None;
+                }
+                Some((padded - span) / self.strides[i] + 1)
+            })
+            .collect()
+    }
+}
+
+/// An IR operation. The result type of every node is stored on the node;
+/// ops whose result shape is not implied by their operands (reshape,
+/// broadcast) take it from there.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    // ---- leaves -------------------------------------------------------
+    /// A graph input (named by its node).
+    Input,
+    /// A constant tensor (weights or a folded value).
+    Const(Tensor),
+
+    // ---- elementwise --------------------------------------------------
+    /// Elementwise unary function of a float tensor.
+    Unary(UnaryOp),
+    /// Elementwise binary function with numpy broadcasting.
+    Binary(BinaryOp),
+    /// `clamp(x, min, max)` on a float tensor.
+    Clip {
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
+    /// Elementwise conversion to another dtype.
+    Cast {
+        /// Target dtype.
+        to: DType,
+    },
+    /// `cond ? a : b` with broadcasting (cond is bool).
+    Where,
+    /// Keeps the upper (or lower) triangle of the last two dims, zeroing the rest.
+    Trilu {
+        /// Keep the upper triangle (`j - i >= k`) rather than the lower (`j - i <= k`).
+        upper: bool,
+        /// Diagonal offset.
+        k: i64,
+    },
+
+    // ---- contraction --------------------------------------------------
+    /// Matrix product with numpy semantics (batch dims broadcast; rank-1
+    /// operands are promoted and the added dim removed).
+    MatMul,
+    /// N-d convolution, NC[spatial] layout; operands x, w [, bias].
+    Conv {
+        /// Window geometry.
+        window: Window,
+        /// Number of groups.
+        group: usize,
+    },
+
+    // ---- normalisation ------------------------------------------------
+    /// Softmax along one axis.
+    Softmax {
+        /// The axis.
+        axis: usize,
+    },
+    /// Layer normalisation over dims `axis..`; operands x, scale [, bias].
+    LayerNorm {
+        /// First normalised axis.
+        axis: usize,
+        /// Added to the variance.
+        epsilon: f32,
+    },
+
+    // ---- reduction ----------------------------------------------------
+    /// Reduction over `axes` (sorted, unique).
+    Reduce {
+        /// Sum, mean or max.
+        kind: ReduceKind,
+        /// Reduced axes.
+        axes: Vec<usize>,
+        /// Keep reduced dims as extent 1.
+        keep_dims: bool,
+    },
+    /// Max pooling, NC[spatial] layout.
+    MaxPool {
+        /// Window geometry.
+        window: Window,
+    },
+    /// Average pooling, NC[spatial] layout.
+    AvgPool {
+        /// Window geometry.
+        window: Window,
+        /// Count padding cells in the divisor.
+        count_include_pad: bool,
+    },
+
+    // ---- movement -----------------------------------------------------
+    /// Same elements, new shape (the node's type).
+    Reshape,
+    /// Permutes dims: output dim `i` is input dim `perm[i]`.
+    Transpose {
+        /// The permutation.
+        perm: Vec<usize>,
+    },
+    /// Strided slice: output element `i` per dim reads input index
+    /// `starts[d] + i * steps[d]`; the output shape is the node's type.
+    Slice {
+        /// First index per dim (in range).
+        starts: Vec<usize>,
+        /// Step per dim (non-zero; negative walks backwards).
+        steps: Vec<i64>,
+    },
+    /// Broadcasts to the node's shape (ONNX Expand).
+    Broadcast,
+    /// Concatenation along one axis.
+    Concat {
+        /// The axis.
+        axis: usize,
+    },
+    /// Gathers slices of `data` along `axis` at integer `indices`
+    /// (negative indices count from the end).
+    Gather {
+        /// The axis.
+        axis: usize,
+    },
+}
+
+/// Coarse op classes that passes and backends match on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpClass {
+    /// Inputs and constants.
+    Leaf,
+    /// One output element from the same-index input elements.
+    Elementwise,
+    /// Matrix products and convolutions.
+    Contraction,
+    /// Softmax and normalisations.
+    Normalization,
+    /// Reductions and pooling.
+    Reduction,
+    /// Data movement without arithmetic.
+    Movement,
+}
+
+impl Op {
+    /// The op's name in the text format.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Const(_) => "const",
+            Op::Unary(u) => match u {
+                UnaryOp::Neg => "neg",
+                UnaryOp::Sqrt => "sqrt",
+                UnaryOp::Reciprocal => "reciprocal",
+                UnaryOp::Exp => "exp",
+                UnaryOp::Log => "log",
+                UnaryOp::Erf => "erf",
+                UnaryOp::Tanh => "tanh",
+                UnaryOp::Sigmoid => "sigmoid",
+                UnaryOp::Relu => "relu",
+                UnaryOp::Gelu => "gelu",
+                UnaryOp::GeluTanh => "gelu_tanh",
+            },
+            Op::Binary(b) => match b {
+                BinaryOp::Add => "add",
+                BinaryOp::Sub => "sub",
+                BinaryOp::Mul => "mul",
+                BinaryOp::Div => "div",
+                BinaryOp::Pow => "pow",
+                BinaryOp::Equal => "equal",
+            },
+            Op::Clip { .. } => "clip",
+            Op::Cast { .. } => "cast",
+            Op::Where => "where",
+            Op::Trilu { .. } => "trilu",
+            Op::MatMul => "matmul",
+            Op::Conv { .. } => "conv",
+            Op::Softmax { .. } => "softmax",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::Reduce { kind, .. } => match kind {
+                ReduceKind::Sum => "reduce_sum",
+                ReduceKind::Mean => "reduce_mean",
+                ReduceKind::Max => "reduce_max",
+            },
+            Op::MaxPool { .. } => "max_pool",
+            Op::AvgPool { .. } => "avg_pool",
+            Op::Reshape => "reshape",
+            Op::Transpose { .. } => "transpose",
+            Op::Slice { .. } => "slice",
+            Op::Broadcast => "broadcast",
+            Op::Concat { .. } => "concat",
+            Op::Gather { .. } => "gather",
+        }
+    }
+
+    /// The class of the op.
+    pub fn class(&self) -> OpClass {
+        match self {
+            Op::Input | Op::Const(_) => OpClass::Leaf,
+            Op::Unary(_) | Op::Binary(_) | Op::Clip { .. } | Op::Cast { .. } | Op::Where | Op::Trilu { .. } => {
+                OpClass::Elementwise
+            }
+            Op::MatMul | Op::Conv { .. } => OpClass::Contraction,
+            Op::Softmax { .. } | Op::LayerNorm { .. } => OpClass::Normalization,
+            Op::Reduce { .. } | Op::MaxPool { .. } | Op::AvgPool { .. } => OpClass::Reduction,
+            Op::Reshape | Op::Transpose { .. } | Op::Slice { .. } | Op::Broadcast | Op::Concat { .. } | Op::Gather { .. } => {
+                OpClass::Movement
+            }
+        }
+    }
+
+    /// Allowed operand counts `(min, max)`; `max == usize::MAX` is variadic.
+    pub fn arity(&self) -> (usize, usize) {
+        match self {
+            Op::Input | Op::Const(_) => (0, 0),
+            Op::Unary(_) | Op::Clip { .. } | Op::Cast { .. } | Op::Trilu { .. } => (1, 1),
+            Op::Softmax { .. } | Op::Reduce { .. } | Op::MaxPool { .. } | Op::AvgPool { .. } => (1, 1),
+            Op::Reshape | Op::Transpose { .. } | Op::Slice { .. } | Op::Broadcast => (1, 1),
+            Op::Binary(_) | Op::MatMul | Op::Gather { .. } => (2, 2),
+            Op::Where => (3, 3),
+            Op::Conv { .. } | Op::LayerNorm { .. } => (2, 3),
+            Op::Concat { .. } => (1, usize::MAX),
+        }
+    }
+
+    /// Infers the result type from operand types. `declared` is the node's
+    /// stored type, used by ops whose shape is an attribute of the node
+    /// (reshape, broadcast, slice, input, const) and checked for them.
+    /// Errors are human-readable and name what was expected.
+    pub fn infer(&self, args: &[&TensorType], declared: &TensorType) -> Result<TensorType, String> {
+        let (lo, hi) = self.arity();
+        if args.len() < lo || args.len() > hi {
+            return Err(if lo == hi {
+                format!("{} takes {lo} operand(s), got {}", self.name(), args.len())
+            } else {
+                format!("{} takes {lo} to {hi} operands, got {}", self.name(), args.len())
+            });
+        }
+        let float = |t: &TensorType| -> Result<(), String> {
+            if t.dtype.is_float() { Ok(()) } else { Err(format!("{} expects a float operand, got {t}", self.name())) }
+        };
+        let same_dtype = |a: &TensorType, b: &TensorType| -> Result<(), String> {
+            if a.dtype == b.dtype {
+                Ok(())
+            } else {
+                Err(format!("{} operands differ in dtype: {a} vs {b}", self.name()))
+            }
+        };
+        let axis_ok = |axis: usize, rank: usize| -> Result<(), String> {
+            if axis < rank { Ok(()) } else { Err(format!("axis {axis} out of range for rank {rank}")) }
+        };
+        match self {
+            Op::Input => Ok(declared.clone()),
+            Op::Const(t) => {
+                if t.ty() == declared {
+                    Ok(declared.clone())
+                } else {
+                    Err(format!("constant has type {} but node says {declared}", t.ty()))
+                }
+            }
+            Op::Unary(_) | Op::Clip { .. } => {
+                float(args[0])?;
+                Ok(args[0].clone())
+            }
+            Op::Cast { to } => Ok(TensorType::new(*to, args[0].shape.clone())),
+            Op::Trilu { .. } => {
+                if args[0].shape.rank() < 2 {
+                    return Err(format!("trilu needs rank >= 2, got {}", args[0]));
+                }
+                Ok(args[0].clone())
+            }
+            Op::Binary(b) => {
+                same_dtype(args[0], args[1])?;
+                if *b == BinaryOp::Pow {
+                    float(args[0])?;
+                }
+                let shape = Shape::broadcast(&args[0].shape, &args[1].shape)
+                    .ok_or_else(|| format!("shapes {} and {} do not broadcast", args[0].shape, args[1].shape))?;
+                let dtype = if *b == BinaryOp::Equal { DType::Bool } else { args[0].dtype };
+                Ok(TensorType::new(dtype, shape))
+            }
+            Op::Where => {
+                if args[0].dtype != DType::Bool {
+                    return Err(format!("where condition must be bool, got {}", args[0]));
+                }
+                same_dtype(args[1], args[2])?;
+                let s = Shape::broadcast(&args[0].shape, &args[1].shape)
+                    .and_then(|s| Shape::broadcast(&s, &args[2].shape))
+                    .ok_or_else(|| "where operands do not broadcast".to_string())?;
+                Ok(TensorType::new(args[1].dtype, s))
+            }
+            Op::MatMul => {
+                same_dtype(args[0], args[1])?;
+                matmul_shape(&args[0].shape, &args[1].shape).map(|s| TensorType::new(args[0].dtype, s))
+            }
+            Op::Conv { window, group } => {
+                let (x, w) = (args[0], args[1]);
+                float(x)?;
+                same_dtype(x, w)?;
+                let r = x.shape.rank();
+                if r < 3 || w.shape.rank() != r {
+                    return Err(format!("conv expects x and w of equal rank >= 3, got {x} and {w}"));
+                }
+                let (c, m) = (x.shape.0[1], w.shape.0[0]);
+                if *group == 0 || c % group != 0 || m % group != 0 || w.shape.0[1] * group != c {
+                    return Err(format!("conv group {group} does not fit input channels {c} and weight {w}"));
+                }
+                if window.kernel != w.shape.0[2..] {
+                    return Err(format!("conv kernel {:?} does not match weight {w}", window.kernel));
+                }
+                if let Some(b) = args.get(2) {
+                    if b.shape.0 != [m] {
+                        return Err(format!("conv bias must be [{m}], got {b}"));
+                    }
+                }
+                let sp = window
+                    .output_dims(&x.shape.0[2..])
+                    .ok_or_else(|| format!("conv window does not fit input {x}"))?;
+                let mut out = vec![x.shape.0[0], m];
+                out.extend(sp);
+                Ok(TensorType::new(x.dtype, out))
+            }
+            Op::Softmax { axis } => {
+                float(args[0])?;
+                axis_ok(*axis, args[0].shape.rank())?;
+                Ok(args[0].clone())
+            }
+            Op::LayerNorm { axis, .. } => {
+                float(args[0])?;
+                axis_ok(*axis, args[0].shape.rank())?;
+                let norm = &args[0].shape.0[*axis..];
+                for p in &args[1..] {
+                    same_dtype(args[0], p)?;
+                    if Shape::broadcast(&Shape(norm.to_vec()), &p.shape).as_ref().map(|s| s.dims()) != Some(norm) {
+                        return Err(format!("layer_norm parameter {p} does not broadcast to {:?}", norm));
+                    }
+                }
+                Ok(args[0].clone())
+            }
+            Op::Reduce { kind, axes, keep_dims } => {
+                let x = args[0];
+                if *kind == ReduceKind::Mean {
+                    float(x)?;
+                }
+                if axes.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(format!("reduce axes {axes:?} must be sorted and unique"));
+                }
+                for &a in axes {
+                    axis_ok(a, x.shape.rank())?;
+                }
+                let mut out = Vec::new();
+                for (i, &d) in x.shape.0.iter().enumerate() {
+                    if axes.contains(&i) {
+                        if *keep_dims {
+                            out.push(1);
+                        }
+                    } else {
+                        out.push(d);
+                    }
+                }
+                Ok(TensorType::new(x.dtype, out))
+            }
+            Op::MaxPool { window } | Op::AvgPool { window, .. } => {
+                let x = args[0];
+                float(x)?;
+                if x.shape.rank() < 3 {
+                    return Err(format!("{} expects rank >= 3, got {x}", self.name()));
+                }
+                let sp = window
+                    .output_dims(&x.shape.0[2..])
+                    .ok_or_else(|| format!("{} window does not fit input {x}", self.name()))?;
+                let mut out = x.shape.0[..2].to_vec();
+                out.extend(sp);
+                Ok(TensorType::new(x.dtype, out))
+            }
+            Op::Reshape => {
+                if args[0].dtype != declared.dtype || args[0].shape.checked_numel() != declared.shape.checked_numel() {
+                    return Err(format!("cannot reshape {} to {declared}", args[0]));
+                }
+                Ok(declared.clone())
+            }
+            Op::Transpose { perm } => {
+                let x = args[0];
+                let mut seen = vec![false; x.shape.rank()];
+                if perm.len() != x.shape.rank() || perm.iter().any(|&p| p >= seen.len() || std::mem::replace(&mut seen[p], true)) {
+                    return Err(format!("transpose perm {perm:?} is not a permutation of rank {}", x.shape.rank()));
+                }
+                Ok(TensorType::new(x.dtype, perm.iter().map(|&p| x.shape.0[p]).collect::<Vec<_>>()))
+            }
+            Op::Slice { starts, steps } => {
+                let x = args[0];
+                let r = x.shape.rank();
+                if starts.len() != r || steps.len() != r || declared.shape.rank() != r || declared.dtype != x.dtype {
+                    return Err(format!("slice of {x} to {declared} needs one start and step per dim"));
+                }
+                for d in 0..r {
+                    let (n, s, st, dim) = (declared.shape.0[d] as i64, starts[d] as i64, steps[d], x.shape.0[d] as i64);
+                    let last = s + (n - 1).max(0) * st;
+                    if st == 0 || (n > 0 && (s >= dim || last < 0 || last >= dim)) {
+                        return Err(format!("slice dim {d}: start {s} step {st} count {n} leaves [0,{dim})"));
+                    }
+                }
+                Ok(declared.clone())
+            }
+            Op::Broadcast => {
+                if args[0].dtype != declared.dtype
+                    || Shape::broadcast(&args[0].shape, &declared.shape).as_ref() != Some(&declared.shape)
+                {
+                    return Err(format!("cannot broadcast {} to {declared}", args[0]));
+                }
+                Ok(declared.clone())
+            }
+            Op::Concat { axis } => {
+                let first = args[0];
+                axis_ok(*axis, first.shape.rank())?;
+                let mut out = first.shape.0.clone();
+                for a in &args[1..] {
+                    same_dtype(first, a)?;
+                    let ok = a.shape.rank() == first.shape.rank()
+                        && (0..out.len()).all(|d| d == *axis || a.shape.0[d] == first.shape.0[d]);
+                    if !ok {
+                        return Err(format!("concat operand {a} does not match {first} off axis {axis}"));
+                    }
+                    out[*axis] += a.shape.0[*axis];
+                }
+                Ok(TensorType::new(first.dtype, out))
+            }
+            Op::Gather { axis } => {
+                let (data, idx) = (args[0], args[1]);
+                axis_ok(*axis, data.shape.rank())?;
+                if !matches!(idx.dtype, DType::I32 | DType::I64) {
+                    return Err(format!("gather indices must be i32 or i64, got {idx}"));
+                }
+                let mut out = data.shape.0[..*axis].to_vec();
+                out.extend_from_slice(&idx.shape.0);
+                out.extend_from_slice(&data.shape.0[axis + 1..]);
+                Ok(TensorType::new(data.dtype, out))
+            }
+        }
+    }
+}
+
+/// Result shape of a numpy matmul, or an error naming the mismatch.
+pub fn matmul_shape(a: &Shape, b: &Shape) -> Result<Shape, String> {
+    if a.rank() == 0 || b.rank() == 0 {
+        return Err("matmul operands must have rank >= 1".into());
+    }
+    let a2 = if a.rank() == 1 { Shape(vec![1, a.0[0]]) } else { a.clone() };
+    let b2 = if b.rank() == 1 { Shape(vec![b.0[0], 1]) } else { b.clone() };
+    let (m, k) = (a2.0[a2.rank() - 2], a2.0[a2.rank() - 1]);
+    let (k2, n) = (b2.0[b2.rank() - 2], b2.0[b2.rank() - 1]);
+    if k != k2 {
+        return Err(format!("matmul inner dims differ: {a} x {b}"));
+    }
+    let batch = Shape::broadcast(&Shape(a2.0[..a2.rank() - 2].to_vec()), &Shape(b2.0[..b2.rank() - 2].to_vec()))
+        .ok_or_else(|| format!("matmul batch dims do not broadcast: {a} x {b}"))?;
+    let mut out = batch.0;
+    if a.rank() > 1 {
+        out.push(m);
+    }
+    if b.rank() > 1 {
+        out.push(n);
+    }
+    Ok(Shape(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &[usize]) -> TensorType {
+        TensorType::new(DType::F32, s.to_vec())
+    }
+
+    #[test]
+    fn matmul_shapes() {
+        assert_eq!(matmul_shape(&Shape(vec![2, 1, 3, 4]), &Shape(vec![5, 4, 6])), Ok(Shape(vec![2, 5, 3, 6])));
+        assert_eq!(matmul_shape(&Shape(vec![4]), &Shape(vec![4, 6])), Ok(Shape(vec![6])));
+        assert!(matmul_shape(&Shape(vec![3, 4]), &Shape(vec![5, 6])).is_err());
+    }
+
+    #[test]
+    fn infer_reports_arity() {
+        let e = Op::MatMul.infer(&[&t(&[2, 2])], &t(&[2, 2])).unwrap_err();
+        assert_eq!(e, "matmul takes 2 operand(s), got 1");
+    }
+
+    #[test]
+    fn conv_output_shape() {
+        let op = Op::Conv {
+            window: Window {
+                kernel: vec![3, 3],
+                strides: vec![2, 2],
+                pads_begin: vec![1, 1],
+                pads_end: vec![1, 1],
+                dilations: vec![1, 1],
+            },
+            group: 1,
+        };
+        let out = op.infer(&[&t(&[1, 3, 16, 16]), &t(&[8, 3, 3, 3])], &t(&[])).unwrap();
+        assert_eq!(out, t(&[1, 8, 8, 8]));
+    }
+}
