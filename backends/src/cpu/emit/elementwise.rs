@@ -1,0 +1,207 @@
+//! Elementwise kernels: one loop nest over the output, operands read with
+//! broadcast strides, and a scalar function per element.
+
+use super::strides;
+use crate::cpu::kernel::{Kb, reg_type};
+use crate::cpu::math;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::types::{F32, I8, I32, I64};
+use cranelift_codegen::ir::{InstBuilder, Type, Value};
+use nanoc_ir::{BinaryOp, DType, Node, Op, TensorType, UnaryOp};
+
+/// Kernel status for an integer division by zero.
+const STATUS_DIV_BY_ZERO: i64 = 2;
+
+pub(super) fn emit(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(), String> {
+    check(&node.op, &node.ty, args)?;
+    let out = &node.ty;
+    let same = args.iter().all(|a| a.shape == out.shape);
+    let is_trilu = matches!(node.op, Op::Trilu { .. });
+    // Same-shape operands (and no index-dependent op): one flat loop.
+    let (dims, arg_strides, out_strides): (Vec<usize>, Vec<Vec<i64>>, Vec<i64>) = if same && !is_trilu {
+        (vec![out.shape.numel()], vec![vec![1]; args.len()], vec![1])
+    } else {
+        let s = args
+            .iter()
+            .map(|a| a.shape.broadcast_strides(&out.shape).into_iter().map(|x| x as i64).collect())
+            .collect();
+        (out.shape.0.clone(), s, strides(out))
+    };
+    let mut result = Ok(());
+    kb.nest(&dims, &mut |kb, ivs| {
+        let vals: Vec<Value> = args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let idx = kb.index(0, ivs, &arg_strides[i]);
+                let p = kb.arg(i + 1);
+                kb.load(a.dtype, p, idx)
+            })
+            .collect();
+        match scalar(kb, &node.op, args, out.dtype, &vals, ivs) {
+            Ok(v) => {
+                let oi = kb.index(0, ivs, &out_strides);
+                let o = kb.arg(0);
+                kb.store(out.dtype, o, oi, v);
+            }
+            Err(e) => result = Err(e),
+        }
+    });
+    result
+}
+
+fn check(op: &Op, out: &TensorType, args: &[&TensorType]) -> Result<(), String> {
+    for t in args.iter().copied().chain([out]) {
+        if reg_type(t.dtype).is_none() {
+            return Err(format!("{} on {t} is not supported", op.name()));
+        }
+    }
+    let in_dt = args.first().map(|a| a.dtype).unwrap_or(DType::F32);
+    let float_only = matches!(op, Op::Unary(_) | Op::Clip { .. } | Op::Binary(BinaryOp::Pow));
+    if float_only && in_dt != DType::F32 {
+        return Err(format!("{} on {in_dt} is not supported (f32 only)", op.name()));
+    }
+    Ok(())
+}
+
+fn scalar(kb: &mut Kb, op: &Op, args: &[&TensorType], out: DType, v: &[Value], ivs: &[Value]) -> Result<Value, String> {
+    let b = &mut kb.b;
+    Ok(match op {
+        Op::Unary(u) => {
+            let x = v[0];
+            match u {
+                UnaryOp::Neg => b.ins().fneg(x),
+                UnaryOp::Sqrt => b.ins().sqrt(x),
+                UnaryOp::Reciprocal => {
+                    let one = b.ins().f32const(1.0);
+                    b.ins().fdiv(one, x)
+                }
+                UnaryOp::Exp => math::exp(b, x),
+                UnaryOp::Log => math::log(b, x),
+                UnaryOp::Erf => math::erf(b, x),
+                UnaryOp::Tanh => math::tanh(b, x),
+                UnaryOp::Sigmoid => math::sigmoid(b, x),
+                UnaryOp::Relu => {
+                    let z = b.ins().f32const(0.0);
+                    b.ins().fmax(x, z)
+                }
+                UnaryOp::Gelu => math::gelu(b, x),
+                UnaryOp::GeluTanh => math::gelu_tanh(b, x),
+            }
+        }
+        Op::Clip { min, max } => {
+            let lo = b.ins().f32const(*min);
+            let hi = b.ins().f32const(*max);
+            let t = b.ins().fmax(v[0], lo);
+            b.ins().fmin(t, hi)
+        }
+        Op::Binary(op) => binary(kb, *op, args[0].dtype, v[0], v[1]),
+        Op::Cast { to } => cast(kb, args[0].dtype, *to, v[0]),
+        Op::Where => b.ins().select(v[0], v[1], v[2]),
+        Op::Trilu { upper, k } => {
+            let r = ivs.len();
+            let d = b.ins().isub(ivs[r - 1], ivs[r - 2]);
+            let cc = if *upper { IntCC::SignedGreaterThanOrEqual } else { IntCC::SignedLessThanOrEqual };
+            let keep = b.ins().icmp_imm_s(cc, d, *k);
+            let zero = zero_of(kb, out);
+            kb.b.ins().select(keep, v[0], zero)
+        }
+        other => return Err(format!("{} is not elementwise", other.name())),
+    })
+}
+
+fn zero_of(kb: &mut Kb, dt: DType) -> Value {
+    match reg_type(dt) {
+        Some(F32) => kb.b.ins().f32const(0.0),
+        Some(t) => kb.b.ins().iconst(t, 0),
+        None => kb.b.ins().iconst(I8, 0),
+    }
+}
+
+fn binary(kb: &mut Kb, op: BinaryOp, dt: DType, a: Value, c: Value) -> Value {
+    let b = &mut kb.b;
+    if dt == DType::F32 {
+        return match op {
+            BinaryOp::Add => b.ins().fadd(a, c),
+            BinaryOp::Sub => b.ins().fsub(a, c),
+            BinaryOp::Mul => b.ins().fmul(a, c),
+            BinaryOp::Div => b.ins().fdiv(a, c),
+            BinaryOp::Pow => math::pow(b, a, c),
+            BinaryOp::Equal => b.ins().fcmp(FloatCC::Equal, a, c),
+        };
+    }
+    match op {
+        BinaryOp::Add => b.ins().iadd(a, c),
+        BinaryOp::Sub => b.ins().isub(a, c),
+        BinaryOp::Mul => b.ins().imul(a, c),
+        BinaryOp::Equal => b.ins().icmp(IntCC::Equal, a, c),
+        BinaryOp::Div => int_div(kb, dt, a, c),
+        // Rejected by `check`.
+        BinaryOp::Pow => a,
+    }
+}
+
+/// Integer division truncating toward zero, without trapping: a zero
+/// divisor returns a kernel status, `MIN / -1` wraps.
+fn int_div(kb: &mut Kb, dt: DType, a: Value, c: Value) -> Value {
+    let is_zero = kb.b.ins().icmp_imm_s(IntCC::Equal, c, 0);
+    kb.return_if(is_zero, STATUS_DIV_BY_ZERO);
+    let b = &mut kb.b;
+    let ty = b.func.dfg.value_type(a);
+    if dt == DType::U8 || dt == DType::Bool {
+        return b.ins().udiv(a, c);
+    }
+    let minus1 = b.ins().icmp_imm_s(IntCC::Equal, c, -1);
+    let one = b.ins().iconst(ty, 1);
+    let safe = b.ins().select(minus1, one, c);
+    let q = b.ins().sdiv(a, safe);
+    let na = b.ins().ineg(a);
+    b.ins().select(minus1, na, q)
+}
+
+fn cast(kb: &mut Kb, from: DType, to: DType, x: Value) -> Value {
+    let b = &mut kb.b;
+    let signed = |d: DType| !matches!(d, DType::U8 | DType::Bool);
+    let to_ty: Type = reg_type(to).unwrap_or(I8);
+    let from_ty: Type = reg_type(from).unwrap_or(I8);
+    match (from == DType::F32, to == DType::F32) {
+        (true, true) => x,
+        (false, true) => {
+            if signed(from) {
+                b.ins().fcvt_from_sint(F32, x)
+            } else {
+                b.ins().fcvt_from_uint(F32, x)
+            }
+        }
+        (true, false) => {
+            if to == DType::Bool {
+                let z = b.ins().f32const(0.0);
+                b.ins().fcmp(FloatCC::NotEqual, x, z)
+            } else if to == DType::U8 {
+                // Through i32 so 255.0 stays 255 (then wraps like a C cast of the integer part).
+                let i = b.ins().fcvt_to_sint_sat(I32, x);
+                b.ins().ireduce(I8, i)
+            } else {
+                b.ins().fcvt_to_sint_sat(to_ty, x)
+            }
+        }
+        (false, false) => {
+            if to == DType::Bool {
+                return b.ins().icmp_imm_s(IntCC::NotEqual, x, 0);
+            }
+            let (fb, tb) = (from_ty.bits(), to_ty.bits());
+            if fb == tb {
+                x
+            } else if fb > tb {
+                b.ins().ireduce(to_ty, x)
+            } else if signed(from) {
+                b.ins().sextend(to_ty, x)
+            } else {
+                b.ins().uextend(to_ty, x)
+            }
+        }
+    }
+}
+
+#[allow(dead_code)]
+const _: Type = I64;
