@@ -11,10 +11,13 @@
 mod dtype;
 mod error;
 mod graph;
+pub mod interp;
 mod ops;
 mod shape;
 mod tensor;
+pub mod text;
 pub mod verify;
+pub mod weights;
 
 pub use dtype::DType;
 pub use error::{IrError, Result};

@@ -90,8 +90,8 @@ impl Window {
         }
         (0..n)
             .map(|i| {
-                let padded = input[i] + self.pads_begin[i] + self.pads_end[i];
-                let span = self.dilations[i].checked_mul(self.kernel[i].checked_sub(1)?)? + 1;
+                let padded = input[i].checked_add(self.pads_begin[i])?.checked_add(self.pads_end[i])?;
+                let span = self.dilations[i].checked_mul(self.kernel[i].checked_sub(1)?)?.checked_add(1)?;
                 if self.strides[i] == 0 || padded < span {
                     return None;
                 }
@@ -396,7 +396,7 @@ impl Op {
                     return Err(format!("conv expects x and w of equal rank >= 3, got {x} and {w}"));
                 }
                 let (c, m) = (x.shape.0[1], w.shape.0[0]);
-                if *group == 0 || c % group != 0 || m % group != 0 || w.shape.0[1] * group != c {
+                if *group == 0 || c % group != 0 || m % group != 0 || w.shape.0[1].checked_mul(*group) != Some(c) {
                     return Err(format!("conv group {group} does not fit input channels {c} and weight {w}"));
                 }
                 if window.kernel != w.shape.0[2..] {
@@ -488,7 +488,8 @@ impl Op {
                     return Err(format!("slice of {x} to {declared} needs one start and step per dim"));
                 }
                 for d in 0..r {
-                    let (n, s, st, dim) = (declared.shape.0[d] as i64, starts[d] as i64, steps[d], x.shape.0[d] as i64);
+                    let (n, s, st, dim) =
+                        (declared.shape.0[d] as i128, starts[d] as i128, steps[d] as i128, x.shape.0[d] as i128);
                     let last = s + (n - 1).max(0) * st;
                     if st == 0 || (n > 0 && (s >= dim || last < 0 || last >= dim)) {
                         return Err(format!("slice dim {d}: start {s} step {st} count {n} leaves [0,{dim})"));
@@ -515,7 +516,9 @@ impl Op {
                     if !ok {
                         return Err(format!("concat operand {a} does not match {first} off axis {axis}"));
                     }
-                    out[*axis] += a.shape.0[*axis];
+                    out[*axis] = out[*axis]
+                        .checked_add(a.shape.0[*axis])
+                        .ok_or_else(|| format!("concat along axis {axis} overflows"))?;
                 }
                 Ok(TensorType::new(first.dtype, out))
             }

@@ -1,0 +1,177 @@
+//! The compiler driver: load a model (any frontend), run the pass
+//! pipeline, compile for a target, and package bundles.
+
+use crate::onnx::{self, ImportOptions};
+use anyhow::{Context, Result, bail};
+use nanoc_backends::cpu::{self, CpuProgram, plan};
+use nanoc_ir::{DType, Graph, Tensor, text, verify, weights::Weights};
+use nanoc_runtime::{BufRef, BundleSpec, ElemType, KernelCode, Region, Step, TensorSpec};
+use nanoc_targets::Target;
+use std::path::Path;
+
+/// True if `path` looks like a `.nanob` bundle (by extension or magic).
+pub fn is_bundle(path: &Path) -> bool {
+    if path.extension().is_some_and(|e| e == "nanob") {
+        return true;
+    }
+    let mut magic = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .map(|_| magic == nanoc_runtime::bundle::MAGIC)
+        .unwrap_or(false)
+}
+
+/// Imports a model file into IR: `.onnx`, or `.ngraph` text (with its
+/// weights in the side file `<stem>.safetensors` when present).
+pub fn load_graph(path: &Path, opts: &ImportOptions) -> Result<Graph> {
+    let p = path.display().to_string();
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("onnx") => Ok(onnx::import_onnx(path, opts)?),
+        Some("ngraph") => {
+            let src = std::fs::read_to_string(path).with_context(|| format!("{p}: cannot read"))?;
+            let side = path.with_extension("safetensors");
+            let w = if side.exists() { Some(Weights::load_safetensors(&side)?) } else { None };
+            Ok(text::parse(&src, &p, w.as_ref())?)
+        }
+        _ => bail!("{p}: unknown model format (expected .onnx, .ngraph or a .nanob bundle)"),
+    }
+}
+
+/// The optimisation pipeline. Empty for now: it verifies the graph; the
+/// e-graph passes slot in here.
+pub fn optimize(g: Graph) -> Result<Graph> {
+    verify::verify(&g)?;
+    Ok(g)
+}
+
+/// Resolves `--target`: `cpu` means the host CPU descriptor
+/// (`cpu-x86_64` or `cpu-aarch64`); anything else is a descriptor name or path.
+pub fn resolve_target(name: &str) -> Result<Target> {
+    let name = if name == "cpu" { format!("cpu-{}", std::env::consts::ARCH) } else { name.to_string() };
+    Ok(Target::find(&name)?)
+}
+
+/// The runtime's element type for an IR dtype.
+pub fn elem_type(dt: DType) -> ElemType {
+    match dt {
+        DType::F32 => ElemType::F32,
+        DType::F16 => ElemType::F16,
+        DType::BF16 => ElemType::BF16,
+        DType::I8 => ElemType::I8,
+        DType::U8 => ElemType::U8,
+        DType::I32 => ElemType::I32,
+        DType::I64 => ElemType::I64,
+        DType::Bool => ElemType::Bool,
+    }
+}
+
+/// The IR dtype for a runtime element type.
+pub fn dtype_of(e: ElemType) -> DType {
+    match e {
+        ElemType::F32 => DType::F32,
+        ElemType::F16 => DType::F16,
+        ElemType::BF16 => DType::BF16,
+        ElemType::I8 => DType::I8,
+        ElemType::U8 => DType::U8,
+        ElemType::I32 => DType::I32,
+        ElemType::I64 => DType::I64,
+        ElemType::Bool => DType::Bool,
+    }
+}
+
+/// Packages a compiled CPU program as `.nanob` bytes.
+pub fn bundle_bytes(prog: &CpuProgram) -> Result<Vec<u8>> {
+    let code = prog.machine_code()?;
+    let buf = |s: &plan::Slot| BufRef {
+        region: if s.region == plan::Region::Arena { Region::Arena } else { Region::Weights },
+        offset: s.offset,
+        size: s.size,
+    };
+    let io = |s: &cpu::IoSlot| TensorSpec {
+        name: s.name.clone(),
+        elem: elem_type(s.ty.dtype),
+        shape: s.ty.shape.0.iter().map(|&d| d as u64).collect(),
+        offset: s.slot.offset,
+    };
+    let spec = BundleSpec {
+        target: prog.target.clone(),
+        triple: prog.triple.clone(),
+        arena_size: prog.arena_size,
+        inputs: prog.inputs.iter().map(io).collect(),
+        outputs: prog.outputs.iter().map(io).collect(),
+        kernels: prog.kernels.iter().zip(code).map(|(k, code)| KernelCode { name: k.name.clone(), code }).collect(),
+        steps: prog
+            .steps
+            .iter()
+            .map(|s| Step { kernel: s.kernel as u32, node: s.node.clone(), args: s.args.iter().map(buf).collect() })
+            .collect(),
+        weights: prog.weights.clone(),
+    };
+    Ok(nanoc_runtime::encode_bundle(&spec))
+}
+
+/// Runs a bundle through the runtime: `inputs` by name; returns the
+/// outputs as (name, tensor).
+pub fn run_bundle(path: &Path, inputs: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>> {
+    let mut model = nanoc_runtime::Model::from_file(path)?;
+    let specs = model.inputs().to_vec();
+    let mut ordered = Vec::new();
+    for spec in &specs {
+        let t = find_input(inputs, &spec.name, specs.len())?;
+        let want: Vec<usize> = spec.shape.iter().map(|&d| d as usize).collect();
+        if t.dtype() != dtype_of(spec.elem) || t.shape().0 != want {
+            bail!(
+                "input `{}`: the bundle expects {}{:?}, got {} (recompile for other shapes)",
+                spec.name,
+                spec.elem.name(),
+                want,
+                t.ty()
+            );
+        }
+        ordered.push(t.bytes());
+    }
+    let outs = model.run(&ordered)?;
+    model
+        .outputs()
+        .iter()
+        .zip(outs)
+        .map(|(s, bytes)| {
+            let ty = nanoc_ir::TensorType::new(dtype_of(s.elem), s.shape.iter().map(|&d| d as usize).collect::<Vec<_>>());
+            Ok((s.name.clone(), Tensor::from_bytes(ty, nanoc_ir::Bytes::from_vec(bytes))?))
+        })
+        .collect()
+}
+
+/// Compiles a graph with the JIT and runs it once.
+pub fn run_jit(g: &Graph, target: &Target, inputs: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>> {
+    let prog = cpu::compile(g, target, true)?;
+    let mut jit = cpu::jit::JitModel::new(prog)?;
+    let mut ordered = Vec::new();
+    for &id in g.inputs() {
+        let n = g.node(id);
+        let t = find_input(inputs, &n.name, g.inputs().len())?;
+        if t.ty() != &n.ty {
+            bail!("input `{}`: the model expects {}, got {}", n.name, n.ty, t.ty());
+        }
+        ordered.push(t.bytes());
+    }
+    let outs = jit.run(&ordered)?;
+    g.outputs()
+        .iter()
+        .zip(outs)
+        .map(|((name, id), bytes)| {
+            Ok((name.clone(), Tensor::from_bytes(g.node(*id).ty.clone(), nanoc_ir::Bytes::from_vec(bytes))?))
+        })
+        .collect()
+}
+
+/// Finds input `name`; a single unnamed input (`""`) matches a single-input model.
+fn find_input<'a>(inputs: &'a [(String, Tensor)], name: &str, count: usize) -> Result<&'a Tensor> {
+    if let Some((_, t)) = inputs.iter().find(|(n, _)| n == name) {
+        return Ok(t);
+    }
+    if count == 1 && inputs.len() == 1 && inputs[0].0.is_empty() {
+        return Ok(&inputs[0].1);
+    }
+    bail!("missing input `{name}` (pass --input {name}=FILE.npy)")
+}

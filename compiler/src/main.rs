@@ -1,0 +1,299 @@
+//! The `nanoc` command-line interface.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use nanoc::driver;
+use nanoc::onnx::ImportOptions;
+use nanoc_ir::{Graph, Op, Tensor, text};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// nanoc: an ahead-of-time compiler for small neural networks.
+///
+/// Compiles ONNX models and `.ngraph` text graphs to machine code for a
+/// target described in `targets/*.toml`, packaged as a `.nanob` bundle that
+/// the tiny runtime loads and runs.
+#[derive(Parser)]
+#[command(name = "nanoc", version, about, long_about = None)]
+struct Cli {
+    /// Print no progress messages.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Compile a model (.onnx or .ngraph) to a bundle, or dump a stage.
+    ///
+    /// Exit status 2 means the model uses ops nanoc does not support (all are listed).
+    Compile {
+        /// The model file (.onnx or .ngraph).
+        model: PathBuf,
+        /// Target descriptor name (see `nanoc targets`) or path to a .toml; `cpu` is the host CPU.
+        #[arg(long, short, default_value = "cpu")]
+        target: String,
+        /// Output file (default: the model's name with .nanob; dumps go to stdout).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// What to produce.
+        #[arg(long, value_enum, default_value_t = Emit::Bundle)]
+        emit: Emit,
+        /// Bind a symbolic dimension, e.g. `--dim seq=16` (repeatable).
+        #[arg(long = "dim", value_name = "NAME=N")]
+        dims: Vec<String>,
+    },
+    /// Run a model (JIT-compiled) or a bundle (through the runtime) on .npy inputs.
+    Run {
+        /// A model (.onnx, .ngraph) or a compiled .nanob bundle.
+        model: PathBuf,
+        /// An input as NAME=FILE.npy (repeatable); a single-input model also takes FILE.npy.
+        #[arg(long = "input", short, value_name = "NAME=FILE.npy")]
+        inputs: Vec<String>,
+        /// Write each output to DIR/<name>.npy.
+        #[arg(long)]
+        output_dir: Option<PathBuf>,
+        /// Target for JIT compilation of a model.
+        #[arg(long, short, default_value = "cpu")]
+        target: String,
+        /// Bind a symbolic dimension (inputs' shapes bind the rest).
+        #[arg(long = "dim", value_name = "NAME=N")]
+        dims: Vec<String>,
+    },
+    /// Summarise a model or a bundle: ops, parameters, bytes, I/O signature.
+    Inspect {
+        /// A model (.onnx, .ngraph) or a .nanob bundle.
+        model: PathBuf,
+        /// Bind a symbolic dimension of a model.
+        #[arg(long = "dim", value_name = "NAME=N")]
+        dims: Vec<String>,
+    },
+    /// List the target descriptors in targets/.
+    Targets,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Emit {
+    /// A .nanob bundle for the runtime.
+    Bundle,
+    /// The IR as .ngraph text (weights to <output>.safetensors when -o is given).
+    Ir,
+    /// The Cranelift IR of every kernel.
+    Clif,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let unsupported = e.chain().any(|c| {
+                c.downcast_ref::<nanoc::onnx::OnnxError>().is_some_and(|o| o.is_unsupported())
+                    || matches!(
+                        c.downcast_ref::<nanoc_backends::BackendError>(),
+                        Some(nanoc_backends::BackendError::Unsupported { .. })
+                    )
+            });
+            ExitCode::from(if unsupported { 2 } else { 1 })
+        }
+    }
+}
+
+/// Progress messages on stderr unless `--quiet`.
+struct Progress {
+    quiet: bool,
+    start: Instant,
+}
+
+impl Progress {
+    fn say(&self, msg: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("[{:>6.2}s] {msg}", self.start.elapsed().as_secs_f64());
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let pr = Progress { quiet: cli.quiet, start: Instant::now() };
+    match cli.cmd {
+        Cmd::Compile { model, target, output, emit, dims } => {
+            let opts = ImportOptions { dims: parse_dims(&dims)?, ..Default::default() };
+            let g = import(&model, &opts, &pr)?;
+            match emit {
+                Emit::Ir => {
+                    let txt = text::print(&g);
+                    match output {
+                        Some(o) => {
+                            std::fs::write(&o, txt).with_context(|| format!("{}: cannot write", o.display()))?;
+                            let w = text::external_weights(&g);
+                            if !w.is_empty() {
+                                w.save_safetensors(&o.with_extension("safetensors"))?;
+                            }
+                            pr.say(format!("wrote {}", o.display()));
+                        }
+                        None => print!("{txt}"),
+                    }
+                }
+                Emit::Clif | Emit::Bundle => {
+                    let t = driver::resolve_target(&target)?;
+                    let prog = nanoc_backends::cpu::compile(&g, &t, false)?;
+                    pr.say(format!("lowered {} kernels for {}", prog.kernels.len(), t.name));
+                    if emit == Emit::Clif {
+                        let txt = prog.clif();
+                        match output {
+                            Some(o) => std::fs::write(&o, txt).with_context(|| format!("{}: cannot write", o.display()))?,
+                            None => print!("{txt}"),
+                        }
+                    } else {
+                        let bytes = driver::bundle_bytes(&prog)?;
+                        let out = output.unwrap_or_else(|| model.with_extension("nanob"));
+                        std::fs::write(&out, &bytes).with_context(|| format!("{}: cannot write", out.display()))?;
+                        pr.say(format!(
+                            "wrote {} ({} bytes: {} kernels, arena {} bytes, weights {} bytes)",
+                            out.display(),
+                            bytes.len(),
+                            prog.kernels.len(),
+                            prog.arena_size,
+                            prog.weights.len()
+                        ));
+                    }
+                }
+            }
+        }
+        Cmd::Run { model, inputs, output_dir, target, dims } => {
+            let inputs = read_inputs(&inputs)?;
+            let outs = if driver::is_bundle(&model) {
+                driver::run_bundle(&model, &inputs)?
+            } else {
+                let mut opts = ImportOptions { dims: parse_dims(&dims)?, ..Default::default() };
+                opts.input_shapes = inputs.iter().map(|(n, t)| (n.clone(), t.shape().0.clone())).collect();
+                let g = import(&model, &opts, &pr)?;
+                let t = driver::resolve_target(&target)?;
+                let outs = driver::run_jit(&g, &t, &inputs)?;
+                pr.say("ran with the JIT");
+                outs
+            };
+            for (name, t) in &outs {
+                println!("{}", summarize(name, t));
+                if let Some(dir) = &output_dir {
+                    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+                    nanoc::npy::write_npy(&dir.join(format!("{name}.npy")), t)?;
+                }
+            }
+        }
+        Cmd::Inspect { model, dims } => {
+            if driver::is_bundle(&model) {
+                inspect_bundle(&model)?;
+            } else {
+                let opts = ImportOptions { dims: parse_dims(&dims)?, ..Default::default() };
+                let g = import(&model, &opts, &pr)?;
+                inspect_graph(&g);
+            }
+        }
+        Cmd::Targets => {
+            for t in nanoc_targets::list()? {
+                let arch = t.cpu().map(|c| c.arch.as_str()).unwrap_or("-");
+                println!("{:<16} {:<5} {:<8} {}", t.name, format!("{:?}", t.kind).to_lowercase(), arch, t.description);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn import(model: &Path, opts: &ImportOptions, pr: &Progress) -> Result<Graph> {
+    pr.say(format!("importing {}", model.display()));
+    let g = driver::load_graph(model, opts)?;
+    let g = driver::optimize(g)?;
+    pr.say(format!("imported graph `{}`: {} nodes", g.name, g.node_count()));
+    Ok(g)
+}
+
+fn parse_dims(dims: &[String]) -> Result<BTreeMap<String, usize>> {
+    dims.iter()
+        .map(|d| {
+            let (k, v) = d.split_once('=').with_context(|| format!("--dim `{d}`: expected NAME=N"))?;
+            let n: usize = v.parse().with_context(|| format!("--dim `{d}`: `{v}` is not a non-negative integer"))?;
+            Ok((k.to_string(), n))
+        })
+        .collect()
+}
+
+fn read_inputs(args: &[String]) -> Result<Vec<(String, Tensor)>> {
+    args.iter()
+        .map(|a| {
+            let (name, file) = match a.split_once('=') {
+                Some((n, f)) => (n.to_string(), f),
+                None => (String::new(), a.as_str()),
+            };
+            Ok((name, nanoc::npy::read_npy(Path::new(file))?))
+        })
+        .collect()
+}
+
+/// One line per output: name, type, and a few statistics.
+fn summarize(name: &str, t: &Tensor) -> String {
+    let v = t.to_f64_vec();
+    let head: Vec<String> = v.iter().take(6).map(|x| format!("{x:.6}")).collect();
+    if v.is_empty() {
+        return format!("{name}: {} (empty)", t.ty());
+    }
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    format!(
+        "{name}: {} min {min:.6} max {max:.6} mean {mean:.6} first [{}{}]",
+        t.ty(),
+        head.join(", "),
+        if v.len() > head.len() { ", ..." } else { "" }
+    )
+}
+
+fn inspect_graph(g: &Graph) {
+    let mut ops: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut params = 0usize;
+    for id in g.node_ids() {
+        let n = g.node(id);
+        match &n.op {
+            Op::Const(t) => params += t.shape().numel(),
+            Op::Input => {}
+            op => *ops.entry(op.name()).or_default() += 1,
+        }
+    }
+    println!("graph `{}`", g.name);
+    println!("  nodes: {} ({} ops)", g.node_count(), ops.values().sum::<usize>());
+    println!("  parameters: {params} ({} bytes of constants)", g.const_bytes());
+    for &id in g.inputs() {
+        println!("  input  {}: {}", g.node(id).name, g.node(id).ty);
+    }
+    for (name, id) in g.outputs() {
+        println!("  output {name}: {}", g.node(*id).ty);
+    }
+    println!("  ops:");
+    for (op, n) in ops {
+        println!("    {op:<14} {n}");
+    }
+}
+
+fn inspect_bundle(path: &Path) -> Result<()> {
+    let m = nanoc_runtime::Model::from_file(path)?;
+    let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    println!("bundle {} ({bytes} bytes)", path.display());
+    println!("  target: {} ({})", m.target(), m.triple());
+    println!("  arena: {} bytes", m.arena_size());
+    println!("  kernels: {} ({} bytes of code), steps: {}", m.kernel_count(), m.code_size(), m.step_count());
+    println!("  weights: {} bytes", m.weights_size());
+    for s in m.inputs() {
+        println!("  input  {}: {}{:?} @arena+{}", s.name, s.elem.name(), s.shape, s.offset);
+    }
+    for s in m.outputs() {
+        println!("  output {}: {}{:?} @arena+{}", s.name, s.elem.name(), s.shape, s.offset);
+    }
+    if m.inputs().is_empty() && m.outputs().is_empty() {
+        bail!("{}: bundle has no inputs or outputs", path.display());
+    }
+    Ok(())
+}
