@@ -255,6 +255,7 @@ pub(super) fn trilu(x: &Tensor, upper: bool, k: i64, ty: &TensorType) -> Result<
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::super::eval_op;
     use super::*;
@@ -450,11 +451,17 @@ mod tests {
         assert_eq!(cast(DType::BF16).to_vec::<bf16>().unwrap()[3], bf16::from_f32(300.0));
         assert_eq!(cast(DType::I32), x);
         let b = Tensor::from_vec(vec![2], vec![true, false]).unwrap();
-        assert_eq!(eval(Op::Cast { to: DType::F32 }, &[&b], ty(DType::F32, &[2])).to_vec::<f32>().unwrap(), vec![1.0, 0.0]);
+        assert_eq!(
+            eval(Op::Cast { to: DType::F32 }, &[&b], ty(DType::F32, &[2])).to_vec::<f32>().unwrap(),
+            vec![1.0, 0.0]
+        );
         assert_eq!(eval(Op::Cast { to: DType::I64 }, &[&b], ty(DType::I64, &[2])).to_vec::<i64>().unwrap(), vec![1, 0]);
         // 2^24 + 1 is not representable in f32: rounds to even.
         let big = Tensor::from_vec(vec![1], vec![16_777_217i64]).unwrap();
-        assert_eq!(eval(Op::Cast { to: DType::F32 }, &[&big], ty(DType::F32, &[1])).to_vec::<f32>().unwrap(), vec![16_777_216.0]);
+        assert_eq!(
+            eval(Op::Cast { to: DType::F32 }, &[&big], ty(DType::F32, &[1])).to_vec::<f32>().unwrap(),
+            vec![16_777_216.0]
+        );
     }
 
     #[test]
@@ -485,7 +492,8 @@ mod tests {
         let x = Tensor::from_vec(vec![2, 2, 3], (1..=12i64).collect()).unwrap();
         let y = eval(Op::Trilu { upper: false, k: 1 }, &[&x], ty(DType::I64, &[2, 2, 3]));
         assert_eq!(y.to_vec::<i64>().unwrap(), vec![1, 2, 0, 4, 5, 6, 7, 8, 0, 10, 11, 12]);
-        let e = eval_op(&Op::Trilu { upper: true, k: 0 }, &[&f32s(&[3], &[1.0; 3])], &ty(DType::F32, &[3])).unwrap_err();
+        let e =
+            eval_op(&Op::Trilu { upper: true, k: 0 }, &[&f32s(&[3], &[1.0; 3])], &ty(DType::F32, &[3])).unwrap_err();
         assert!(e.contains("trilu needs rank >= 2"), "{e}");
     }
 }

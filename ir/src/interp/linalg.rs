@@ -133,6 +133,7 @@ pub(super) fn conv(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::super::eval_op;
     use crate::{DType, Op, Tensor, TensorType, Window};

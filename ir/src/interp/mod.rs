@@ -8,9 +8,9 @@
 //! Integer arithmetic wraps. Movement ops copy raw element bytes, so they
 //! work on every dtype.
 //!
-//! Layout by concern: [`elementwise`] (unary, binary, clip, cast, where,
-//! trilu), [`linalg`] (matmul, conv), [`norm`] (softmax, layer_norm),
-//! [`reduce`] (reductions and pooling), [`movement`] (reshape, transpose,
+//! Layout by concern: `elementwise` (unary, binary, clip, cast, where,
+//! trilu), `linalg` (matmul, conv), `norm` (softmax, layer_norm),
+//! `reduce` (reductions and pooling), `movement` (reshape, transpose,
 //! slice, broadcast, concat, gather).
 
 mod elementwise;
@@ -29,6 +29,9 @@ pub fn eval_op(op: &Op, args: &[&Tensor], ty: &TensorType) -> std::result::Resul
     let inferred = op.infer(&arg_types, ty)?;
     if inferred != *ty {
         return Err(format!("declared type {ty} but the operands give {inferred}"));
+    }
+    if ty.shape.checked_numel().and_then(|n| n.checked_mul(ty.dtype.size_bytes())).is_none() {
+        return Err(format!("result type {ty} is too large"));
     }
     match op {
         Op::Input => Err("a graph input has no value of its own; pass it to `run`".into()),
@@ -361,6 +364,7 @@ impl Iterator for Offsets {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::{BinaryOp, UnaryOp};
@@ -428,7 +432,10 @@ mod tests {
         assert_eq!(ok[0].to_vec::<f32>().unwrap(), vec![3.0, 1.0]);
         let e = run(&g, &[Tensor::from_vec(vec![2], vec![0i64, 5]).unwrap()]).unwrap_err();
         assert!(matches!(&e, IrError::Eval { node, op: "gather", .. } if node == "g"), "{e:?}");
-        assert_eq!(e.to_string(), "node `g` (gather): gather index 5 is out of range for axis 0 of size 3 (valid: -3..3)");
+        assert_eq!(
+            e.to_string(),
+            "node `g` (gather): gather index 5 is out of range for axis 0 of size 3 (valid: -3..3)"
+        );
     }
 
     #[test]
@@ -451,6 +458,9 @@ mod tests {
         assert_eq!(eval_op(&Op::Const(a.clone()), &[], a.ty()).unwrap(), a);
         let e = eval_op(&Op::Const(a), &[], &ty(DType::F32, &[3])).unwrap_err();
         assert_eq!(e, "constant has type f32[2] but node says f32[3]");
+        let huge = ty(DType::F32, &[usize::MAX, 2]);
+        let e = eval_op(&Op::Broadcast, &[&Tensor::scalar(1.0f32)], &huge).unwrap_err();
+        assert_eq!(e, format!("result type {huge} is too large"));
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub(super) fn slice(x: &Tensor, starts: &[usize], steps: &[i64], ty: &TensorType
         loop {
             let mut offset = 0;
             for d in 0..index.len() {
-                let at = starts[d] as i64 + index[d] as i64 * steps[d];
+                let at = starts[d] as i128 + index[d] as i128 * i128::from(steps[d]);
                 let at = usize::try_from(at)
                     .ok()
                     .filter(|&a| a < in_dims[d])
@@ -96,11 +96,13 @@ pub(super) fn gather(data: &Tensor, indices: &Tensor, axis: usize, ty: &TensorTy
             })
         })
         .collect::<Result<Vec<usize>, String>>()?;
-    let offsets = (0..outer).flat_map(|o| rows.iter().flat_map(move |&r| (0..inner).map(move |i| (o * size + r) * inner + i)));
+    let offsets =
+        (0..outer).flat_map(|o| rows.iter().flat_map(move |&r| (0..inner).map(move |i| (o * size + r) * inner + i)));
     gather_elements(data, offsets, ty)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::super::eval_op;
     use crate::{DType, Op, Tensor, TensorType};
@@ -148,7 +150,10 @@ mod tests {
         // 2-D, both dims reversed.
         let x = i64s(&[2, 3], &[1, 2, 3, 4, 5, 6]);
         let op = Op::Slice { starts: vec![1, 2], steps: vec![-1, -1] };
-        assert_eq!(eval_op(&op, &[&x], &ty(DType::I64, &[2, 3])).unwrap().to_vec::<i64>().unwrap(), vec![6, 5, 4, 3, 2, 1]);
+        assert_eq!(
+            eval_op(&op, &[&x], &ty(DType::I64, &[2, 3])).unwrap().to_vec::<i64>().unwrap(),
+            vec![6, 5, 4, 3, 2, 1]
+        );
         // Row 0 only, columns 1..3.
         let op = Op::Slice { starts: vec![0, 1], steps: vec![1, 1] };
         assert_eq!(eval_op(&op, &[&x], &ty(DType::I64, &[1, 2])).unwrap().to_vec::<i64>().unwrap(), vec![2, 3]);

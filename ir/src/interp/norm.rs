@@ -72,6 +72,7 @@ pub(super) fn layer_norm(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::super::eval_op;
     use crate::{DType, Op, Tensor, TensorType};

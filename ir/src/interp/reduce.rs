@@ -95,7 +95,12 @@ pub(super) fn max_pool(x: &Tensor, window: &Window, ty: &TensorType) -> Result<T
 /// Mean over each window. The divisor is the number of cells inside the
 /// padded extent (real and padding) if `count_include_pad`, else the number
 /// of real cells; a window with no counted cell gives 0.
-pub(super) fn avg_pool(x: &Tensor, window: &Window, count_include_pad: bool, ty: &TensorType) -> Result<Tensor, String> {
+pub(super) fn avg_pool(
+    x: &Tensor,
+    window: &Window,
+    count_include_pad: bool,
+    ty: &TensorType,
+) -> Result<Tensor, String> {
     let spatial = x.shape().dims().get(2..).unwrap_or_default().to_vec();
     let strides = Shape(spatial.clone()).strides();
     let kernel_cells = all_indices(&window.kernel);
@@ -116,6 +121,7 @@ pub(super) fn avg_pool(x: &Tensor, window: &Window, count_include_pad: bool, ty:
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::super::eval_op;
     use crate::{DType, Op, ReduceKind, Tensor, TensorType, Window};
@@ -145,7 +151,10 @@ mod tests {
         assert_eq!(reduce(ReduceKind::Mean, &[0, 1], true, &x, &[1, 1]).to_vec::<f32>().unwrap(), vec![3.5]);
         // Middle axis of [2,2,2]: pairs (0,2), (1,3), (4,6), (5,7).
         let x = f32s(&[2, 2, 2], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, -7.0]);
-        assert_eq!(reduce(ReduceKind::Max, &[1], false, &x, &[2, 2]).to_vec::<f32>().unwrap(), vec![2.0, 3.0, 6.0, 5.0]);
+        assert_eq!(
+            reduce(ReduceKind::Max, &[1], false, &x, &[2, 2]).to_vec::<f32>().unwrap(),
+            vec![2.0, 3.0, 6.0, 5.0]
+        );
         // No axes: identity.
         assert_eq!(reduce(ReduceKind::Sum, &[], false, &x, &[2, 2, 2]), x);
     }
@@ -158,8 +167,12 @@ mod tests {
         let x = Tensor::from_vec(vec![2], vec![100i8, 100]).unwrap();
         assert_eq!(reduce(ReduceKind::Sum, &[0], false, &x, &[]).to_vec::<i8>().unwrap(), vec![-56]); // 200 wraps
         let b = Tensor::from_vec(vec![2], vec![true, false]).unwrap();
-        let e = eval_op(&Op::Reduce { kind: ReduceKind::Sum, axes: vec![0], keep_dims: false }, &[&b], &ty(DType::Bool, &[]))
-            .unwrap_err();
+        let e = eval_op(
+            &Op::Reduce { kind: ReduceKind::Sum, axes: vec![0], keep_dims: false },
+            &[&b],
+            &ty(DType::Bool, &[]),
+        )
+        .unwrap_err();
         assert_eq!(e, "reduce_sum is not defined for bool[2]");
     }
 
