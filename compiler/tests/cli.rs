@@ -1,0 +1,111 @@
+//! The `nanoc` binary end to end: compile → bundle → run, dumps that parse
+//! back, exit codes and error messages.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn nanoc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nanoc")).args(args).current_dir(repo()).output().expect("run nanoc")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nanoc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d.join(name)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn compile_and_run_gpt2_bundle() {
+    let out = tmp("gpt2.nanob");
+    let o = nanoc(&["compile", "tests/fixtures/gpt2/model.onnx", "--dim", "batch=1", "--dim", "seq=16", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("lowered"), "progress output expected: {}", text(&o.stderr));
+    let dir = tmp("gpt2-out");
+    let o = nanoc(&[
+        "run",
+        out.to_str().unwrap(),
+        "--input",
+        "input_ids=tests/fixtures/gpt2/inputs/input_ids.npy",
+        "--output-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).starts_with("logits: f32[1,16,256] min "), "{}", text(&o.stdout));
+    let got = nanoc::npy::read_npy(&dir.join("logits.npy")).unwrap().to_vec::<f32>().unwrap();
+    let want = nanoc::npy::read_npy(&repo().join("tests/fixtures/gpt2/outputs/logits.npy")).unwrap().to_vec::<f32>().unwrap();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-4 * w.abs() + 1e-5, "{g} vs {w}");
+    }
+    let o = nanoc(&["inspect", out.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(text(&o.stdout).contains("arena: "), "{}", text(&o.stdout));
+}
+
+#[test]
+fn run_model_directly_binds_dims_from_inputs() {
+    let o = nanoc(&["run", "-q", "tests/fixtures/gpt2/model.onnx", "--input", "input_ids=tests/fixtures/gpt2/inputs/input_ids.npy"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).starts_with("logits: f32[1,16,256]"));
+    assert!(text(&o.stderr).is_empty(), "--quiet: {}", text(&o.stderr));
+}
+
+#[test]
+fn unsupported_ops_exit_2_with_one_error() {
+    let o = nanoc(&["compile", "tests/fixtures/unsupported/model.onnx"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = text(&o.stderr);
+    assert_eq!(e.matches("error:").count(), 1, "{e}");
+    assert!(e.contains("Celu (1 node") && e.contains("Hardmax (2 nodes") && e.contains("LpNormalization (1 node"), "{e}");
+}
+
+#[test]
+fn emitted_ir_parses_back_to_the_same_graph() {
+    let path = tmp("gpt2.ngraph");
+    let o = nanoc(&["compile", "-q", "tests/fixtures/gpt2/model.onnx", "--dim", "batch=1", "--dim", "seq=16", "--emit", "ir", "-o", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let first = std::fs::read_to_string(&path).unwrap();
+    // Re-importing the .ngraph (with its side .safetensors) prints the same text.
+    let o = nanoc(&["compile", "-q", path.to_str().unwrap(), "--emit", "ir"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), first);
+    // And it compiles and runs like the ONNX model.
+    let o = nanoc(&["run", "-q", path.to_str().unwrap(), "--input", "input_ids=tests/fixtures/gpt2/inputs/input_ids.npy"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+#[test]
+fn emit_clif_prints_kernels() {
+    let o = nanoc(&["compile", "-q", "tests/fixtures/mlp/model.onnx", "--emit", "clif"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = text(&o.stdout);
+    assert!(s.contains("; kernel k0_") && s.contains("function u0:0(i64) -> i32"), "{}", &s[..s.len().min(400)]);
+}
+
+#[test]
+fn errors_name_what_is_wrong() {
+    let o = nanoc(&["compile", "tests/fixtures/gpt2/model.onnx"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("--dim seq=N"), "{}", text(&o.stderr));
+    let o = nanoc(&["compile", "tests/fixtures/mlp/model.onnx", "--target", "no-such-npu"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("unknown target `no-such-npu`"), "{}", text(&o.stderr));
+    let o = nanoc(&["run", "tests/fixtures/mlp/model.onnx"]);
+    assert!(text(&o.stderr).contains("missing input `x`"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn targets_lists_descriptors() {
+    let o = nanoc(&["targets"]);
+    assert!(o.status.success());
+    let s = text(&o.stdout);
+    assert!(s.contains("cpu-x86_64") && s.contains("cpu-aarch64"), "{s}");
+}
