@@ -136,7 +136,8 @@ pub fn run_bundle(path: &Path, inputs: &[(String, Tensor)]) -> Result<Vec<(Strin
         .iter()
         .zip(outs)
         .map(|(s, bytes)| {
-            let ty = nanoc_ir::TensorType::new(dtype_of(s.elem), s.shape.iter().map(|&d| d as usize).collect::<Vec<_>>());
+            let ty =
+                nanoc_ir::TensorType::new(dtype_of(s.elem), s.shape.iter().map(|&d| d as usize).collect::<Vec<_>>());
             Ok((s.name.clone(), Tensor::from_bytes(ty, nanoc_ir::Bytes::from_vec(bytes))?))
         })
         .collect()

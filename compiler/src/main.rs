@@ -145,7 +145,9 @@ fn run(cli: Cli) -> Result<()> {
                     if emit == Emit::Clif {
                         let txt = prog.clif();
                         match output {
-                            Some(o) => std::fs::write(&o, txt).with_context(|| format!("{}: cannot write", o.display()))?,
+                            Some(o) => {
+                                std::fs::write(&o, txt).with_context(|| format!("{}: cannot write", o.display()))?
+                            }
                             None => print!("{txt}"),
                         }
                     } else {

@@ -24,7 +24,8 @@ fn type_str(dt: DType) -> &'static str {
 pub fn read_npy(path: &Path) -> Result<Tensor> {
     let p = path.display();
     let file = std::fs::File::open(path).with_context(|| format!("{p}: cannot open"))?;
-    let npy = npyz::NpyFile::new(std::io::BufReader::new(file)).with_context(|| format!("{p}: not a valid .npy file"))?;
+    let npy =
+        npyz::NpyFile::new(std::io::BufReader::new(file)).with_context(|| format!("{p}: not a valid .npy file"))?;
     if npy.order() != npyz::Order::C {
         bail!("{p}: Fortran-order arrays are not supported; save with np.ascontiguousarray");
     }
@@ -36,7 +37,9 @@ pub fn read_npy(path: &Path) -> Result<Tensor> {
     let dtype = DType::ALL
         .into_iter()
         .find(|&d| type_str(d) == ts_norm || (d.size_bytes() == 1 && type_str(d)[1..] == ts_norm[1..]))
-        .with_context(|| format!("{p}: unsupported numpy dtype `{ts}` (nanoc reads f32, f16, i8, u8, i32, i64, bool)"))?;
+        .with_context(|| {
+            format!("{p}: unsupported numpy dtype `{ts}` (nanoc reads f32, f16, i8, u8, i32, i64, bool)")
+        })?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let ty = TensorType::new(dtype, shape);
     let want = ty.shape.checked_numel().and_then(|n| n.checked_mul(dtype.size_bytes()));
@@ -66,7 +69,8 @@ pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
 fn write_typed<T: npyz::AutoSerialize>(path: &Path, shape: &[u64], data: Vec<T>) -> Result<()> {
     let p = path.display();
     let file = std::fs::File::create(path).with_context(|| format!("{p}: cannot create"))?;
-    let mut w = npyz::WriteOptions::new().default_dtype().shape(shape).writer(std::io::BufWriter::new(file)).begin_nd()?;
+    let mut w =
+        npyz::WriteOptions::new().default_dtype().shape(shape).writer(std::io::BufWriter::new(file)).begin_nd()?;
     w.extend(data).with_context(|| format!("{p}: write error"))?;
     w.finish().with_context(|| format!("{p}: write error"))?;
     Ok(())

@@ -1,6 +1,8 @@
 //! The `nanoc` binary end to end: compile → bundle → run, dumps that parse
 //! back, exit codes and error messages.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -25,7 +27,16 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn compile_and_run_gpt2_bundle() {
     let out = tmp("gpt2.nanob");
-    let o = nanoc(&["compile", "tests/fixtures/gpt2/model.onnx", "--dim", "batch=1", "--dim", "seq=16", "-o", out.to_str().unwrap()]);
+    let o = nanoc(&[
+        "compile",
+        "tests/fixtures/gpt2/model.onnx",
+        "--dim",
+        "batch=1",
+        "--dim",
+        "seq=16",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("lowered"), "progress output expected: {}", text(&o.stderr));
     let dir = tmp("gpt2-out");
@@ -40,7 +51,8 @@ fn compile_and_run_gpt2_bundle() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).starts_with("logits: f32[1,16,256] min "), "{}", text(&o.stdout));
     let got = nanoc::npy::read_npy(&dir.join("logits.npy")).unwrap().to_vec::<f32>().unwrap();
-    let want = nanoc::npy::read_npy(&repo().join("tests/fixtures/gpt2/outputs/logits.npy")).unwrap().to_vec::<f32>().unwrap();
+    let want =
+        nanoc::npy::read_npy(&repo().join("tests/fixtures/gpt2/outputs/logits.npy")).unwrap().to_vec::<f32>().unwrap();
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {
         assert!((g - w).abs() <= 1e-4 * w.abs() + 1e-5, "{g} vs {w}");
@@ -52,7 +64,13 @@ fn compile_and_run_gpt2_bundle() {
 
 #[test]
 fn run_model_directly_binds_dims_from_inputs() {
-    let o = nanoc(&["run", "-q", "tests/fixtures/gpt2/model.onnx", "--input", "input_ids=tests/fixtures/gpt2/inputs/input_ids.npy"]);
+    let o = nanoc(&[
+        "run",
+        "-q",
+        "tests/fixtures/gpt2/model.onnx",
+        "--input",
+        "input_ids=tests/fixtures/gpt2/inputs/input_ids.npy",
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).starts_with("logits: f32[1,16,256]"));
     assert!(text(&o.stderr).is_empty(), "--quiet: {}", text(&o.stderr));
@@ -64,13 +82,28 @@ fn unsupported_ops_exit_2_with_one_error() {
     assert_eq!(o.status.code(), Some(2));
     let e = text(&o.stderr);
     assert_eq!(e.matches("error:").count(), 1, "{e}");
-    assert!(e.contains("Celu (1 node") && e.contains("Hardmax (2 nodes") && e.contains("LpNormalization (1 node"), "{e}");
+    assert!(
+        e.contains("Celu (1 node") && e.contains("Hardmax (2 nodes") && e.contains("LpNormalization (1 node"),
+        "{e}"
+    );
 }
 
 #[test]
 fn emitted_ir_parses_back_to_the_same_graph() {
     let path = tmp("gpt2.ngraph");
-    let o = nanoc(&["compile", "-q", "tests/fixtures/gpt2/model.onnx", "--dim", "batch=1", "--dim", "seq=16", "--emit", "ir", "-o", path.to_str().unwrap()]);
+    let o = nanoc(&[
+        "compile",
+        "-q",
+        "tests/fixtures/gpt2/model.onnx",
+        "--dim",
+        "batch=1",
+        "--dim",
+        "seq=16",
+        "--emit",
+        "ir",
+        "-o",
+        path.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let first = std::fs::read_to_string(&path).unwrap();
     // Re-importing the .ngraph (with its side .safetensors) prints the same text.
@@ -78,7 +111,8 @@ fn emitted_ir_parses_back_to_the_same_graph() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), first);
     // And it compiles and runs like the ONNX model.
-    let o = nanoc(&["run", "-q", path.to_str().unwrap(), "--input", "input_ids=tests/fixtures/gpt2/inputs/input_ids.npy"]);
+    let o =
+        nanoc(&["run", "-q", path.to_str().unwrap(), "--input", "input_ids=tests/fixtures/gpt2/inputs/input_ids.npy"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
 

@@ -129,8 +129,7 @@ impl Graph {
         let ids = self.node_ids();
         let mut indeg: std::collections::HashMap<NodeId, usize> =
             ids.iter().map(|&id| (id, self.dag.edges_directed(id, Direction::Incoming).count())).collect();
-        let mut ready: std::collections::BTreeSet<NodeId> =
-            ids.iter().copied().filter(|id| indeg[id] == 0).collect();
+        let mut ready: std::collections::BTreeSet<NodeId> = ids.iter().copied().filter(|id| indeg[id] == 0).collect();
         let mut order = Vec::with_capacity(ids.len());
         while let Some(n) = ready.pop_first() {
             order.push(n);
@@ -153,11 +152,8 @@ impl Graph {
 
     /// Redirects every use of `old` (operands and graph outputs) to `new`.
     pub fn replace_uses(&mut self, old: NodeId, new: NodeId) {
-        let uses: Vec<(NodeId, u32, petgraph::stable_graph::EdgeIndex<u32>)> = self
-            .dag
-            .edges_directed(old, Direction::Outgoing)
-            .map(|e| (e.target(), *e.weight(), e.id()))
-            .collect();
+        let uses: Vec<(NodeId, u32, petgraph::stable_graph::EdgeIndex<u32>)> =
+            self.dag.edges_directed(old, Direction::Outgoing).map(|e| (e.target(), *e.weight(), e.id())).collect();
         for (user, pos, edge) in uses {
             self.dag.remove_edge(edge);
             self.dag.add_edge(new, user, pos);

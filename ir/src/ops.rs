@@ -297,9 +297,12 @@ impl Op {
             Op::MatMul | Op::Conv { .. } => OpClass::Contraction,
             Op::Softmax { .. } | Op::LayerNorm { .. } => OpClass::Normalization,
             Op::Reduce { .. } | Op::MaxPool { .. } | Op::AvgPool { .. } => OpClass::Reduction,
-            Op::Reshape | Op::Transpose { .. } | Op::Slice { .. } | Op::Broadcast | Op::Concat { .. } | Op::Gather { .. } => {
-                OpClass::Movement
-            }
+            Op::Reshape
+            | Op::Transpose { .. }
+            | Op::Slice { .. }
+            | Op::Broadcast
+            | Op::Concat { .. }
+            | Op::Gather { .. } => OpClass::Movement,
         }
     }
 
@@ -402,14 +405,13 @@ impl Op {
                 if window.kernel != w.shape.0[2..] {
                     return Err(format!("conv kernel {:?} does not match weight {w}", window.kernel));
                 }
-                if let Some(b) = args.get(2) {
-                    if b.shape.0 != [m] {
-                        return Err(format!("conv bias must be [{m}], got {b}"));
-                    }
+                if let Some(b) = args.get(2)
+                    && b.shape.0 != [m]
+                {
+                    return Err(format!("conv bias must be [{m}], got {b}"));
                 }
-                let sp = window
-                    .output_dims(&x.shape.0[2..])
-                    .ok_or_else(|| format!("conv window does not fit input {x}"))?;
+                let sp =
+                    window.output_dims(&x.shape.0[2..]).ok_or_else(|| format!("conv window does not fit input {x}"))?;
                 let mut out = vec![x.shape.0[0], m];
                 out.extend(sp);
                 Ok(TensorType::new(x.dtype, out))
@@ -476,7 +478,9 @@ impl Op {
             Op::Transpose { perm } => {
                 let x = args[0];
                 let mut seen = vec![false; x.shape.rank()];
-                if perm.len() != x.shape.rank() || perm.iter().any(|&p| p >= seen.len() || std::mem::replace(&mut seen[p], true)) {
+                if perm.len() != x.shape.rank()
+                    || perm.iter().any(|&p| p >= seen.len() || std::mem::replace(&mut seen[p], true))
+                {
                     return Err(format!("transpose perm {perm:?} is not a permutation of rank {}", x.shape.rank()));
                 }
                 Ok(TensorType::new(x.dtype, perm.iter().map(|&p| x.shape.0[p]).collect::<Vec<_>>()))

@@ -165,11 +165,7 @@ impl Tensor {
     /// Decodes the elements as `T`; errors if the dtype differs.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
         if self.dtype() != T::DTYPE {
-            return Err(IrError::Invalid(format!(
-                "expected a {} tensor, got {}",
-                T::DTYPE,
-                self.ty
-            )));
+            return Err(IrError::Invalid(format!("expected a {} tensor, got {}", T::DTYPE, self.ty)));
         }
         Ok(self.bytes().chunks_exact(T::DTYPE.size_bytes()).map(T::decode_le).collect())
     }

@@ -24,7 +24,12 @@ pub fn verify(g: &Graph) -> Result<()> {
         let tys: Vec<&TensorType> = args.iter().map(|&a| &g.node(a).ty).collect();
         match n.op.infer(&tys, &n.ty) {
             Ok(t) if t == n.ty => {}
-            Ok(t) => problems.push(format!("node `{}` ({}): declared type {} but operands give {t}", n.name, n.op.name(), n.ty)),
+            Ok(t) => problems.push(format!(
+                "node `{}` ({}): declared type {} but operands give {t}",
+                n.name,
+                n.op.name(),
+                n.ty
+            )),
             Err(msg) => problems.push(format!("node `{}` ({}): {msg}", n.name, n.op.name())),
         }
         if matches!(n.op, Op::Input) && !g.inputs().contains(&id) {

@@ -69,9 +69,8 @@ impl Weights {
         // shapes and dtypes, data region covers the rest of the file).
         let (header_len, meta) =
             SafeTensors::read_metadata(&map).map_err(|e| err(format!("not a valid safetensors file: {e}")))?;
-        let data_start = header_len
-            .checked_add(std::mem::size_of::<u64>())
-            .ok_or_else(|| err("header length overflows".into()))?;
+        let data_start =
+            header_len.checked_add(std::mem::size_of::<u64>()).ok_or_else(|| err("header length overflows".into()))?;
         let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(map);
         let mut out = Weights::new();
         for (name, info) in meta.tensors() {
@@ -160,8 +159,14 @@ mod tests {
 
     fn sample() -> Weights {
         let mut w = Weights::new();
-        w.insert("a.f32".into(), Tensor::from_vec(vec![2, 3], vec![1.0f32, -2.0, 3.5, 0.0, f32::INFINITY, 7.0]).unwrap());
-        w.insert("b.f16".into(), Tensor::from_vec(vec![3], vec![f16::from_f32(0.5), f16::ONE, f16::NEG_INFINITY]).unwrap());
+        w.insert(
+            "a.f32".into(),
+            Tensor::from_vec(vec![2, 3], vec![1.0f32, -2.0, 3.5, 0.0, f32::INFINITY, 7.0]).unwrap(),
+        );
+        w.insert(
+            "b.f16".into(),
+            Tensor::from_vec(vec![3], vec![f16::from_f32(0.5), f16::ONE, f16::NEG_INFINITY]).unwrap(),
+        );
         w.insert("c.bf16".into(), Tensor::from_vec(vec![1, 2], vec![bf16::from_f32(1.5), bf16::MIN]).unwrap());
         w.insert("d.i8".into(), Tensor::from_vec(vec![2], vec![-128i8, 127]).unwrap());
         w.insert("e.u8".into(), Tensor::from_vec(vec![1], vec![255u8]).unwrap());

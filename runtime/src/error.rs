@@ -54,9 +54,7 @@ pub enum Error {
     },
 
     /// The header's kernel ABI version is not 1.
-    #[error(
-        "unsupported kernel ABI version {version} (this runtime calls kernels with ABI version 1)"
-    )]
+    #[error("unsupported kernel ABI version {version} (this runtime calls kernels with ABI version 1)")]
     UnsupportedAbi {
         /// The ABI version the file claims.
         version: u32,
@@ -166,10 +164,7 @@ impl Error {
     }
 
     pub(crate) fn in_file(self, path: &std::path::Path) -> Error {
-        Error::File {
-            path: path.to_path_buf(),
-            error: Box::new(self),
-        }
+        Error::File { path: path.to_path_buf(), error: Box::new(self) }
     }
 }
 

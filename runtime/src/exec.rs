@@ -27,10 +27,7 @@ impl ExecCode {
     /// fresh, so no explicit cache maintenance is needed.
     pub(crate) fn new(code: &[u8]) -> Result<ExecCode> {
         let map_err = |error| Error::Io {
-            action: format!(
-                "map {} bytes of executable memory for kernel code",
-                code.len()
-            ),
+            action: format!("map {} bytes of executable memory for kernel code", code.len()),
             error,
         };
         let mut map = MmapMut::map_anon(code.len()).map_err(map_err)?;
@@ -72,11 +69,7 @@ pub fn check_host_triple(triple: &str) -> Result<()> {
     if arch == host {
         Ok(())
     } else {
-        Err(Error::WrongArch {
-            triple: triple.to_string(),
-            arch: arch.to_string(),
-            host,
-        })
+        Err(Error::WrongArch { triple: triple.to_string(), arch: arch.to_string(), host })
     }
 }
 
@@ -90,18 +83,12 @@ mod tests {
         assert_eq!(triple_arch("arm64-apple-darwin"), "aarch64");
         assert_eq!(triple_arch("aarch64-unknown-linux-gnu"), "aarch64");
         assert_eq!(triple_arch(""), "");
-        assert!(
-            check_host_triple(&format!("{}-unknown-linux-gnu", std::env::consts::ARCH)).is_ok()
-        );
+        assert!(check_host_triple(&format!("{}-unknown-linux-gnu", std::env::consts::ARCH)).is_ok());
     }
 
     #[test]
     fn wrong_arch_is_rejected() {
-        let other = if std::env::consts::ARCH == "x86_64" {
-            "aarch64"
-        } else {
-            "x86_64"
-        };
+        let other = if std::env::consts::ARCH == "x86_64" { "aarch64" } else { "x86_64" };
         let triple = format!("{other}-unknown-linux-gnu");
         let e = check_host_triple(&triple).unwrap_err().to_string();
         assert_eq!(

@@ -36,10 +36,7 @@ mod error;
 mod exec;
 mod model;
 
-pub use bundle::{
-    BufRef, BundleSpec, ElemType, KernelCode, Region, Step, TensorSpec, decode_bundle,
-    encode_bundle,
-};
+pub use bundle::{BufRef, BundleSpec, ElemType, KernelCode, Region, Step, TensorSpec, decode_bundle, encode_bundle};
 pub use error::{Error, Result};
 pub use exec::{KernelFn, check_host_triple, triple_arch};
 pub use model::Model;

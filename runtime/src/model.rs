@@ -77,26 +77,19 @@ impl Model {
     }
 
     fn load_file(path: &Path) -> Result<Model> {
-        let file = std::fs::File::open(path).map_err(|error| Error::Io {
-            action: "open the bundle".to_string(),
-            error,
-        })?;
+        let file =
+            std::fs::File::open(path).map_err(|error| Error::Io { action: "open the bundle".to_string(), error })?;
         // SAFETY: the mapping is read-only and private to this process; the
         // documented contract is that the file is not modified while mapped.
-        let map = unsafe { Mmap::map(&file) }.map_err(|error| Error::Io {
-            action: "map the bundle".to_string(),
-            error,
-        })?;
+        let map =
+            unsafe { Mmap::map(&file) }.map_err(|error| Error::Io { action: "map the bundle".to_string(), error })?;
         Self::load(map)
     }
 
     /// Load a bundle from memory. The bytes are copied into an owned,
     /// page-aligned (hence 64-byte aligned) read-only buffer first.
     pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
-        let io = |error| Error::Io {
-            action: format!("allocate {} bytes for the bundle", bytes.len()),
-            error,
-        };
+        let io = |error| Error::Io { action: format!("allocate {} bytes for the bundle", bytes.len()), error };
         let mut map = MmapMut::map_anon(bytes.len()).map_err(io)?;
         map.copy_from_slice(bytes);
         let map = map.make_read_only().map_err(io)?;
@@ -110,17 +103,11 @@ impl Model {
         let code = ExecCode::new(layout.code)?;
         // SAFETY: each kernel offset was validated to lie inside CODE (with a
         // nonzero size); that it is a valid entry point is the bundle's promise.
-        let kernel_fns: Vec<KernelFn> = layout
-            .kernels
-            .iter()
-            .map(|k| unsafe { code.kernel(k.offset) })
-            .collect();
+        let kernel_fns: Vec<KernelFn> = layout.kernels.iter().map(|k| unsafe { code.kernel(k.offset) }).collect();
 
         let arena_len = to_usize(layout.arena_size, "arena")?;
-        let mut arena = MmapMut::map_anon(arena_len).map_err(|error| Error::Io {
-            action: format!("allocate an arena of {arena_len} bytes"),
-            error,
-        })?;
+        let mut arena = MmapMut::map_anon(arena_len)
+            .map_err(|error| Error::Io { action: format!("allocate an arena of {arena_len} bytes"), error })?;
         let arena_base = arena.as_mut_ptr();
         let weights_base = layout.weights.as_ptr().cast_mut();
 
@@ -227,18 +214,9 @@ impl Model {
     /// returns a nonzero status stops the run with [`Error::Kernel`].
     pub fn run(&mut self, inputs: &[&[u8]]) -> Result<Vec<Vec<u8>>> {
         if inputs.len() != self.inputs.len() {
-            return Err(Error::InputCount {
-                expected: self.inputs.len(),
-                actual: inputs.len(),
-            });
+            return Err(Error::InputCount { expected: self.inputs.len(), actual: inputs.len() });
         }
-        for (index, ((spec, range), data)) in self
-            .inputs
-            .iter()
-            .zip(&self.input_ranges)
-            .zip(inputs)
-            .enumerate()
-        {
+        for (index, ((spec, range), data)) in self.inputs.iter().zip(&self.input_ranges).zip(inputs).enumerate() {
             if data.len() != range.len() {
                 return Err(Error::InputSize {
                     index,
@@ -256,11 +234,7 @@ impl Model {
             // the length of `data` (checked above); `data` cannot alias the
             // arena, which is only reachable through `&mut self`.
             unsafe {
-                std::ptr::copy_nonoverlapping(
-                    data.as_ptr(),
-                    self.arena_base.add(range.start),
-                    data.len(),
-                );
+                std::ptr::copy_nonoverlapping(data.as_ptr(), self.arena_base.add(range.start), data.len());
             }
         }
 
@@ -287,8 +261,7 @@ impl Model {
             .map(|r| {
                 // SAFETY: `r` lies inside the arena (validated at load), and no
                 // kernel is running.
-                unsafe { std::slice::from_raw_parts(self.arena_base.add(r.start), r.len()) }
-                    .to_vec()
+                unsafe { std::slice::from_raw_parts(self.arena_base.add(r.start), r.len()) }.to_vec()
             })
             .collect())
     }
@@ -313,10 +286,7 @@ impl fmt::Debug for Model {
 fn to_usize(n: u64, what: &str) -> Result<usize> {
     usize::try_from(n).map_err(|_| Error::Io {
         action: format!("allocate the {what} ({n} bytes)"),
-        error: std::io::Error::new(
-            std::io::ErrorKind::OutOfMemory,
-            "size exceeds the address space",
-        ),
+        error: std::io::Error::new(std::io::ErrorKind::OutOfMemory, "size exceeds the address space"),
     })
 }
 
@@ -335,11 +305,7 @@ mod tests {
 
     #[test]
     fn wrong_arch_is_rejected_before_mapping_code() {
-        let other = if std::env::consts::ARCH == "x86_64" {
-            "aarch64"
-        } else {
-            "x86_64"
-        };
+        let other = if std::env::consts::ARCH == "x86_64" { "aarch64" } else { "x86_64" };
         let mut spec = sample_spec();
         spec.triple = format!("{other}-unknown-linux-gnu");
         assert_eq!(
@@ -355,45 +321,26 @@ mod tests {
     fn load_errors_from_bytes_are_format_errors() {
         let mut bytes = encode_bundle(&sample_spec());
         bytes[8] = 3;
-        assert_eq!(
-            load_err(&bytes),
-            "unsupported bundle format version 3 (this runtime reads version 1)"
-        );
-        assert_eq!(
-            load_err(&[]),
-            "truncated: file has 0 bytes, less than the 64-byte bundle header"
-        );
+        assert_eq!(load_err(&bytes), "unsupported bundle format version 3 (this runtime reads version 1)");
+        assert_eq!(load_err(&[]), "truncated: file has 0 bytes, less than the 64-byte bundle header");
     }
 
     #[test]
     fn file_errors_name_the_file() {
         let dir = std::env::temp_dir();
-        let path = dir.join(format!(
-            "nanoc-runtime-test-{}-bad.nanob",
-            std::process::id()
-        ));
+        let path = dir.join(format!("nanoc-runtime-test-{}-bad.nanob", std::process::id()));
         let mut bytes = encode_bundle(&sample_spec());
         let n = bytes.len();
         bytes.truncate(n - 1);
         std::fs::write(&path, &bytes).unwrap();
         let e = Model::from_file(&path).unwrap_err();
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(
-            e.to_string(),
-            format!(
-                "{}: truncated: header says {n} bytes, file has {}",
-                path.display(),
-                n - 1
-            )
-        );
+        assert_eq!(e.to_string(), format!("{}: truncated: header says {n} bytes, file has {}", path.display(), n - 1));
         assert!(matches!(e.root(), Error::Truncated { .. }));
 
         let missing = dir.join("nanoc-runtime-test-does-not-exist.nanob");
         let e = Model::from_file(&missing).unwrap_err().to_string();
-        assert!(
-            e.starts_with(&format!("{}: cannot open the bundle: ", missing.display())),
-            "{e}"
-        );
+        assert!(e.starts_with(&format!("{}: cannot open the bundle: ", missing.display())), "{e}");
     }
 
     #[test]
@@ -437,10 +384,7 @@ mod tests {
 
         #[test]
         fn runs_from_file_with_weights_in_place() {
-            let path = std::env::temp_dir().join(format!(
-                "nanoc-runtime-test-{}-ok.nanob",
-                std::process::id()
-            ));
+            let path = std::env::temp_dir().join(format!("nanoc-runtime-test-{}-ok.nanob", std::process::id()));
             std::fs::write(&path, encode_bundle(&sample_spec())).unwrap();
             let m = Model::from_file(&path);
             std::fs::remove_file(&path).unwrap(); // the mapping stays valid
@@ -449,9 +393,7 @@ mod tests {
             assert_eq!(f32s(&out[0]), 7.5);
             assert_eq!(f32s(&out[1]), 2.5);
             // The model can move to another thread.
-            let out = std::thread::spawn(move || m.run(&[&1.0f32.to_le_bytes()]).unwrap())
-                .join()
-                .unwrap();
+            let out = std::thread::spawn(move || m.run(&[&1.0f32.to_le_bytes()]).unwrap()).join().unwrap();
             assert_eq!(f32s(&out[0]), 1.0);
         }
 
@@ -463,49 +405,26 @@ mod tests {
                 Step {
                     kernel: 1,
                     node: "gather".into(),
-                    args: vec![BufRef {
-                        region: Region::Arena,
-                        offset: 0,
-                        size: 4,
-                    }],
+                    args: vec![BufRef { region: Region::Arena, offset: 0, size: 4 }],
                 },
             );
             let mut m = Model::from_bytes(&encode_bundle(&spec)).unwrap();
             let e = m.run(&[&1.0f32.to_le_bytes()]).unwrap_err();
-            assert_eq!(
-                e.to_string(),
-                "step 1 (node \"gather\", kernel \"fail1\"): index out of range"
-            );
-            assert!(matches!(
-                e,
-                Error::Kernel {
-                    step: 1,
-                    code: 1,
-                    ..
-                }
-            ));
+            assert_eq!(e.to_string(), "step 1 (node \"gather\", kernel \"fail1\"): index out of range");
+            assert!(matches!(e, Error::Kernel { step: 1, code: 1, .. }));
 
             spec.kernels[1].code = FAIL42.to_vec();
             spec.kernels[1].name = "odd".into();
             let mut m = Model::from_bytes(&encode_bundle(&spec)).unwrap();
             let e = m.run(&[&1.0f32.to_le_bytes()]).unwrap_err();
-            assert_eq!(
-                e.to_string(),
-                "step 1 (node \"gather\", kernel \"odd\"): kernel error 42"
-            );
+            assert_eq!(e.to_string(), "step 1 (node \"gather\", kernel \"odd\"): kernel error 42");
         }
 
         #[test]
         fn input_checks() {
             let mut m = Model::from_bytes(&encode_bundle(&sample_spec())).unwrap();
-            assert_eq!(
-                m.run(&[]).unwrap_err().to_string(),
-                "expected 1 inputs, got 0"
-            );
-            assert_eq!(
-                m.run(&[&[0u8; 3]]).unwrap_err().to_string(),
-                "input 0 (\"x\", f32[]): expected 4 bytes, got 3"
-            );
+            assert_eq!(m.run(&[]).unwrap_err().to_string(), "expected 1 inputs, got 0");
+            assert_eq!(m.run(&[&[0u8; 3]]).unwrap_err().to_string(), "input 0 (\"x\", f32[]): expected 4 bytes, got 3");
         }
     }
 }

@@ -24,22 +24,13 @@ pub fn host_triple() -> String {
 }
 
 fn arena(offset: u64, size: u64) -> BufRef {
-    BufRef {
-        region: Region::Arena,
-        offset,
-        size,
-    }
+    BufRef { region: Region::Arena, offset, size }
 }
 
 /// A bundle computing `y = x` (via an intermediate at 8) and `w = weights[1]`,
 /// with x, y, w scalars of f32.
 pub fn sample_spec() -> BundleSpec {
-    let f32_scalar = |name: &str, offset| TensorSpec {
-        name: name.into(),
-        elem: ElemType::F32,
-        shape: vec![],
-        offset,
-    };
+    let f32_scalar = |name: &str, offset| TensorSpec { name: name.into(), elem: ElemType::F32, shape: vec![], offset };
     BundleSpec {
         target: "test-host".into(),
         triple: host_triple(),
@@ -47,37 +38,16 @@ pub fn sample_spec() -> BundleSpec {
         inputs: vec![f32_scalar("x", 0)],
         outputs: vec![f32_scalar("y", 16), f32_scalar("w", 32)],
         kernels: vec![
-            KernelCode {
-                name: "copy4".into(),
-                code: COPY4.to_vec(),
-            },
-            KernelCode {
-                name: "fail1".into(),
-                code: FAIL1.to_vec(),
-            },
+            KernelCode { name: "copy4".into(), code: COPY4.to_vec() },
+            KernelCode { name: "fail1".into(), code: FAIL1.to_vec() },
         ],
         steps: vec![
-            Step {
-                kernel: 0,
-                node: "copy_in".into(),
-                args: vec![arena(0, 4), arena(8, 4)],
-            },
-            Step {
-                kernel: 0,
-                node: "copy_out".into(),
-                args: vec![arena(8, 4), arena(16, 4)],
-            },
+            Step { kernel: 0, node: "copy_in".into(), args: vec![arena(0, 4), arena(8, 4)] },
+            Step { kernel: 0, node: "copy_out".into(), args: vec![arena(8, 4), arena(16, 4)] },
             Step {
                 kernel: 0,
                 node: "load_w".into(),
-                args: vec![
-                    BufRef {
-                        region: Region::Weights,
-                        offset: 4,
-                        size: 4,
-                    },
-                    arena(32, 4),
-                ],
+                args: vec![BufRef { region: Region::Weights, offset: 4, size: 4 }, arena(32, 4)],
             },
         ],
         weights: [1.0f32.to_le_bytes(), 2.5f32.to_le_bytes()].concat(),

@@ -99,8 +99,8 @@ pub struct Target {
 impl Target {
     /// Parses and validates descriptor text; `path` names it in errors.
     pub fn parse(text: &str, path: &str) -> Result<Target> {
-        let t: Target =
-            toml::from_str(text).map_err(|e| TargetError::Schema { path: path.into(), msg: e.to_string().trim_end().into() })?;
+        let t: Target = toml::from_str(text)
+            .map_err(|e| TargetError::Schema { path: path.into(), msg: e.to_string().trim_end().into() })?;
         t.validate(path)?;
         Ok(t)
     }
@@ -108,7 +108,8 @@ impl Target {
     /// Loads and validates a descriptor file.
     pub fn load(path: &Path) -> Result<Target> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| TargetError::Io { path: p.clone(), msg: e.to_string() })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| TargetError::Io { path: p.clone(), msg: e.to_string() })?;
         Target::parse(&text, &p)
     }
 
@@ -122,9 +123,7 @@ impl Target {
         if path.exists() {
             return Target::load(&path);
         }
-        let known = list()
-            .map(|v| v.iter().map(|t| t.name.clone()).collect::<Vec<_>>().join(", "))
-            .unwrap_or_default();
+        let known = list().map(|v| v.iter().map(|t| t.name.clone()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
         Err(TargetError::Unknown { name: name.into(), known })
     }
 
@@ -155,7 +154,10 @@ impl Target {
                     return bad("cpu.cores", "must be at least 1".into());
                 }
                 if !(cpu.clock_ghz > 0.0 && cpu.clock_ghz < 10.0) {
-                    return bad("cpu.clock_ghz", format!("expected a clock between 0 and 10 GHz, got {}", cpu.clock_ghz));
+                    return bad(
+                        "cpu.clock_ghz",
+                        format!("expected a clock between 0 and 10 GHz, got {}", cpu.clock_ghz),
+                    );
                 }
             }
         }
@@ -175,7 +177,8 @@ pub fn targets_dir() -> PathBuf {
 /// invalid one is an error.
 pub fn list() -> Result<Vec<Target>> {
     let dir = targets_dir();
-    let rd = std::fs::read_dir(&dir).map_err(|e| TargetError::Io { path: dir.display().to_string(), msg: e.to_string() })?;
+    let rd =
+        std::fs::read_dir(&dir).map_err(|e| TargetError::Io { path: dir.display().to_string(), msg: e.to_string() })?;
     let mut paths: Vec<PathBuf> =
         rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
     paths.retain(|p| p.file_name().is_some_and(|f| f != "Cargo.toml"));
@@ -197,7 +200,8 @@ mod tests {
     #[test]
     fn errors_name_file_and_key() {
         let text = std::fs::read_to_string(targets_dir().join("cpu-x86_64.toml")).unwrap();
-        let e = Target::parse(&text.replace("vector_bits = 128", "vector_bits = 100"), "x/cpu-x86_64.toml").unwrap_err();
+        let e =
+            Target::parse(&text.replace("vector_bits = 128", "vector_bits = 100"), "x/cpu-x86_64.toml").unwrap_err();
         assert_eq!(e.to_string(), "x/cpu-x86_64.toml: key `cpu.vector_bits`: expected 128, 256 or 512, got 100");
         let e = Target::parse(&text.replace("cores = 2", "cores = 2\nbogus = 1"), "y.toml").unwrap_err().to_string();
         assert!(e.starts_with("y.toml: ") && e.contains("bogus"), "{e}");

@@ -30,9 +30,8 @@ pub struct Fixture {
 }
 
 fn read_dir_npys(dir: &Path) -> Vec<(String, Tensor)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
     files.sort();
     files
         .into_iter()
@@ -72,7 +71,11 @@ impl Fixture {
             .iter()
             .map(|&id| {
                 let name = &g.node(id).name;
-                self.inputs.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone()).unwrap_or_else(|| panic!("no input {name}"))
+                self.inputs
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, t)| t.clone())
+                    .unwrap_or_else(|| panic!("no input {name}"))
             })
             .collect()
     }
@@ -113,7 +116,13 @@ pub fn compare(what: &str, got: &Tensor, want: &Tensor, rtol: f64, atol: f64) ->
 }
 
 /// Compares lists of named outputs.
-pub fn compare_all(what: &str, got: &[(String, Tensor)], want: &[(String, Tensor)], rtol: f64, atol: f64) -> Result<(), String> {
+pub fn compare_all(
+    what: &str,
+    got: &[(String, Tensor)],
+    want: &[(String, Tensor)],
+    rtol: f64,
+    atol: f64,
+) -> Result<(), String> {
     for (name, w) in want {
         let g = got
             .iter()

@@ -21,8 +21,8 @@ fn every_op_case_matches_onnxruntime_on_every_path() {
             }
         };
         let mut row = Vec::new();
-        let interp = run_interp(&g, &f.ordered_inputs(&g))
-            .and_then(|o| compare_all("interp", &o, &f.outputs, RTOL, ATOL));
+        let interp =
+            run_interp(&g, &f.ordered_inputs(&g)).and_then(|o| compare_all("interp", &o, &f.outputs, RTOL, ATOL));
         let jit = run_jit(&g, &f.inputs).and_then(|o| compare_all("jit", &o, &f.outputs, RTOL, ATOL));
         let bundle = run_bundle(&g, &f.inputs, case).and_then(|o| compare_all("bundle", &o, &f.outputs, RTOL, ATOL));
         for r in [interp, jit, bundle] {

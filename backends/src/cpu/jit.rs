@@ -20,7 +20,10 @@ pub struct JitModel {
 impl JitModel {
     /// JIT-compiles every kernel of `program` for the host.
     pub fn new(program: CpuProgram) -> Result<JitModel> {
-        let codegen = |kernel: &str, e: &dyn std::fmt::Display| BackendError::Codegen { kernel: kernel.into(), msg: e.to_string() };
+        let codegen = |kernel: &str, e: &dyn std::fmt::Display| BackendError::Codegen {
+            kernel: kernel.into(),
+            msg: e.to_string(),
+        };
         let isa = program.isa.clone();
         let mut module = JITModule::new(JITBuilder::with_isa(isa.clone(), default_libcall_names()));
         let sig = kernel_signature(isa.default_call_conv());
@@ -68,7 +71,10 @@ impl JitModel {
             if data.len() as u64 != slot.slot.size {
                 return Err(BackendError::Invalid(format!(
                     "input `{}` ({}) needs {} bytes, got {}",
-                    slot.name, slot.ty, slot.slot.size, data.len()
+                    slot.name,
+                    slot.ty,
+                    slot.slot.size,
+                    data.len()
                 )));
             }
             // SAFETY: the plan keeps every slot inside the arena.

@@ -8,7 +8,9 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, I8, I16, I32, I64};
-use cranelift_codegen::ir::{AbiParam, BlockArg, Function, InstBuilder, MemFlagsData, Signature, Type, UserFuncName, Value};
+use cranelift_codegen::ir::{
+    AbiParam, BlockArg, Function, InstBuilder, MemFlagsData, Signature, Type, UserFuncName, Value,
+};
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use nanoc_ir::DType;
@@ -34,7 +36,8 @@ pub struct Kb<'a> {
 /// Builds one kernel: sets up the entry block, loads `nargs` buffer
 /// pointers, runs `body`, returns 0, and finalises the function.
 pub fn build_kernel(name_index: u32, cfg: TargetFrontendConfig, nargs: usize, body: impl FnOnce(&mut Kb)) -> Function {
-    let mut func = Function::with_name_signature(UserFuncName::user(0, name_index), kernel_signature(cfg.default_call_conv));
+    let mut func =
+        Function::with_name_signature(UserFuncName::user(0, name_index), kernel_signature(cfg.default_call_conv));
     let mut fctx = FunctionBuilderContext::new();
     {
         let mut b = FunctionBuilder::new(&mut func, &mut fctx);
@@ -42,9 +45,7 @@ pub fn build_kernel(name_index: u32, cfg: TargetFrontendConfig, nargs: usize, bo
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
         let argv = b.block_params(entry)[0];
-        let args = (0..nargs)
-            .map(|i| b.ins().load(I64, MemFlagsData::trusted(), argv, (i * 8) as i32))
-            .collect();
+        let args = (0..nargs).map(|i| b.ins().load(I64, MemFlagsData::trusted(), argv, (i * 8) as i32)).collect();
         let mut kb = Kb { b, args };
         body(&mut kb);
         let zero = kb.b.ins().iconst(I32, 0);

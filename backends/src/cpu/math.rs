@@ -56,7 +56,7 @@ pub fn exp(b: &mut FunctionBuilder, x: Value) -> Value {
     let r = b.ins().fsub(x, a);
     let a = b.ins().fmul(nf, c2);
     let r = b.ins().fsub(r, a);
-    let p = poly(b, r, &[1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1]);
+    let p = poly(b, r, &[1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1]);
     let r2 = b.ins().fmul(r, r);
     let p = b.ins().fmul(p, r2);
     let p = b.ins().fadd(p, r);
@@ -139,7 +139,7 @@ pub fn tanh(b: &mut FunctionBuilder, x: Value) -> Value {
     let ax = b.ins().fabs(x);
     // Small |x|: odd polynomial.
     let z = b.ins().fmul(x, x);
-    let p = poly(b, z, &[-5.704_988_7e-3, 2.063_908_9e-2, -5.373_974_3e-2, 1.333_144_2e-1, -3.333_328_2e-1]);
+    let p = poly(b, z, &[-5.704_988_7e-3, 2.063_909e-2, -5.373_974e-2, 1.333_144_2e-1, -3.333_328e-1]);
     let p = b.ins().fmul(p, z);
     let p = b.ins().fmul(p, x);
     let small_r = b.ins().fadd(p, x);
@@ -165,7 +165,15 @@ pub fn erf(b: &mut FunctionBuilder, x: Value) -> Value {
     let p = poly(
         b,
         z,
-        &[7.853_861_4e-5, -8.010_193_6e-4, 5.188_327_7e-3, -2.685_381_2e-2, 1.128_358_5e-1, -3.761_262_6e-1, 1.128_379_2],
+        &[
+            7.853_861_4e-5,
+            -8.010_193_6e-4,
+            5.188_327_7e-3,
+            -2.685_381_2e-2,
+            1.128_358_5e-1,
+            -3.761_262_6e-1,
+            std::f32::consts::FRAC_2_SQRT_PI,
+        ],
     );
     let small_r = b.ins().fmul(p, x);
     // |x| >= 1: Abramowitz & Stegun 7.1.26, abs error <= 1.5e-7.

@@ -100,7 +100,8 @@ pub fn isa_for(target: &Target, host: bool) -> Result<OwnedTargetIsa> {
     let mut isa_b = if host && cpu.arch == host_arch {
         cranelift_native::builder().map_err(|e| terr(e.to_string()))?
     } else {
-        cranelift_codegen::isa::lookup_by_name(&cpu.triple).map_err(|e| terr(format!("triple `{}`: {e}", cpu.triple)))?
+        cranelift_codegen::isa::lookup_by_name(&cpu.triple)
+            .map_err(|e| terr(format!("triple `{}`: {e}", cpu.triple)))?
     };
     for f in &cpu.isa_flags {
         isa_b.enable(f).map_err(|e| terr(format!("isa flag `{f}`: {e}")))?;
@@ -112,7 +113,9 @@ pub fn isa_for(target: &Target, host: bool) -> Result<OwnedTargetIsa> {
 /// features (JIT) rather than the descriptor's baseline (bundles).
 pub fn compile(g: &Graph, target: &Target, host: bool) -> Result<CpuProgram> {
     let isa = isa_for(target, host)?;
-    let cpu = target.cpu().ok_or_else(|| BackendError::Target { target: target.name.clone(), msg: "not a CPU target".into() })?;
+    let cpu = target
+        .cpu()
+        .ok_or_else(|| BackendError::Target { target: target.name.clone(), msg: "not a CPU target".into() })?;
     let order = g.topo_order().map_err(|e| BackendError::Invalid(e.to_string()))?;
     let last = plan::last_uses(g, &order);
     let mut arena = ArenaAlloc::default();
@@ -239,7 +242,10 @@ impl CpuProgram {
             if !code.buffer.relocs().is_empty() {
                 return Err(BackendError::Codegen {
                     kernel: k.name.clone(),
-                    msg: format!("kernel needs {} relocation(s); bundles require self-contained code", code.buffer.relocs().len()),
+                    msg: format!(
+                        "kernel needs {} relocation(s); bundles require self-contained code",
+                        code.buffer.relocs().len()
+                    ),
                 });
             }
             out.push(code.code_buffer().to_vec());

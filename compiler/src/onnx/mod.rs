@@ -65,6 +65,11 @@ pub fn import_onnx_bytes(
     model::import(bytes, file, base_dir, opts)
 }
 
+/// Every ONNX op type (default domain) the importer supports, sorted.
+pub fn supported_ops() -> Vec<&'static str> {
+    ops::supported_ops()
+}
+
 /// An op type the importer has no mapping for, with the nodes that use it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnsupportedOp {
@@ -83,7 +88,14 @@ impl fmt::Display for UnsupportedOp {
         if !self.domain.is_empty() {
             write!(f, "{}:", self.domain)?;
         }
-        write!(f, "{} ({} node{}: {}", self.op_type, self.count, if self.count == 1 { "" } else { "s" }, self.nodes.join(", "))?;
+        write!(
+            f,
+            "{} ({} node{}: {}",
+            self.op_type,
+            self.count,
+            if self.count == 1 { "" } else { "s" },
+            self.nodes.join(", ")
+        )?;
         if self.count > self.nodes.len() {
             write!(f, ", ...")?;
         }
@@ -105,7 +117,9 @@ pub struct UnboundDim {
 impl fmt::Display for UnboundDim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.param {
-            Some(p) => write!(f, "input `{}` dim {} is symbolic `{p}`: bind it with --dim {p}=N", self.input, self.index),
+            Some(p) => {
+                write!(f, "input `{}` dim {} is symbolic `{p}`: bind it with --dim {p}=N", self.input, self.index)
+            }
             None => write!(
                 f,
                 "input `{}` dim {} has neither a size nor a name: give the input's shape",

@@ -53,8 +53,14 @@ impl Importer<'_> {
 }
 
 /// Decodes and imports a model.
-pub(crate) fn import(bytes: &[u8], file: &str, base_dir: Option<&Path>, opts: &ImportOptions) -> Result<Graph, OnnxError> {
-    let model = ModelProto::decode(bytes).map_err(|e| OnnxError::Decode { file: file.to_string(), msg: e.to_string() })?;
+pub(crate) fn import(
+    bytes: &[u8],
+    file: &str,
+    base_dir: Option<&Path>,
+    opts: &ImportOptions,
+) -> Result<Graph, OnnxError> {
+    let model =
+        ModelProto::decode(bytes).map_err(|e| OnnxError::Decode { file: file.to_string(), msg: e.to_string() })?;
     let model_err = |msg: String| OnnxError::Model { file: file.to_string(), msg };
     let opset = default_opset(&model, file)?;
     let Some(graph) = model.graph else {
@@ -133,7 +139,9 @@ pub(crate) fn import(bytes: &[u8], file: &str, base_dir: Option<&Path>, opts: &I
             return Err(model_err(format!("graph output `{out_name}` is listed twice")));
         }
         let Some(&id) = imp.values.get(out_name) else {
-            return Err(model_err(format!("graph output `{out_name}` is not produced by any node, initializer or input")));
+            return Err(model_err(format!(
+                "graph output `{out_name}` is not produced by any node, initializer or input"
+            )));
         };
         check_declared_output(vo, out_name, &imp.g.node(id).ty, file)?;
         imp.g.add_output(out_name, id);
@@ -156,7 +164,11 @@ fn default_opset(model: &ModelProto, file: &str) -> Result<i64, OnnxError> {
         .iter()
         .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
         .map(|o| o.version.unwrap_or(0))
-        .ok_or_else(|| err(format!("the model imports no default-domain (ai.onnx) opset; nanoc needs opset {MIN_OPSET} to {MAX_OPSET}")))?;
+        .ok_or_else(|| {
+            err(format!(
+                "the model imports no default-domain (ai.onnx) opset; nanoc needs opset {MIN_OPSET} to {MAX_OPSET}"
+            ))
+        })?;
     if v < MIN_OPSET {
         return Err(err(format!(
             "default-domain opset {v} is too old: nanoc needs opset {MIN_OPSET} to {MAX_OPSET} (re-export with opset_version >= {MIN_OPSET})"
@@ -209,7 +221,11 @@ enum Dim {
 /// Resolves the static type of every graph input: declared sizes, then
 /// `--dim` bindings, then dims bound by matching `opts.input_shapes`.
 /// Reports every unbound dim at once.
-fn bind_inputs(inputs: &[&ValueInfoProto], opts: &ImportOptions, file: &str) -> Result<Vec<(String, TensorType)>, OnnxError> {
+fn bind_inputs(
+    inputs: &[&ValueInfoProto],
+    opts: &ImportOptions,
+    file: &str,
+) -> Result<Vec<(String, TensorType)>, OnnxError> {
     let model_err = |msg: String| OnnxError::Model { file: file.to_string(), msg };
     // Declared dtype and dims of each input.
     let mut declared = Vec::new();
@@ -252,7 +268,10 @@ fn bind_inputs(inputs: &[&ValueInfoProto], opts: &ImportOptions, file: &str) -> 
     for given in opts.input_shapes.keys() {
         if !declared.iter().any(|(n, _, _)| n == given) {
             let names: Vec<&str> = declared.iter().map(|(n, _, _)| n.as_str()).collect();
-            return Err(model_err(format!("a shape was given for `{given}`, which is not a model input (inputs: {})", names.join(", "))));
+            return Err(model_err(format!(
+                "a shape was given for `{given}`, which is not a model input (inputs: {})",
+                names.join(", ")
+            )));
         }
     }
 
@@ -272,7 +291,9 @@ fn bind_inputs(inputs: &[&ValueInfoProto], opts: &ImportOptions, file: &str) -> 
             for (k, (d, &s)) in dims.iter().zip(shape).enumerate() {
                 match d {
                     Dim::Fixed(v) if *v != s => {
-                        return Err(model_err(format!("input `{name}` dim {k} is {v} but the given shape {shape:?} has {s}")));
+                        return Err(model_err(format!(
+                            "input `{name}` dim {k} is {v} but the given shape {shape:?} has {s}"
+                        )));
                     }
                     Dim::Param(p) => match bound.get(p) {
                         Some((v, src)) if *v != s => {
@@ -317,7 +338,11 @@ fn bind_inputs(inputs: &[&ValueInfoProto], opts: &ImportOptions, file: &str) -> 
                 })
                 .collect(),
         };
-        out.push((name, TensorType::new(dtype, shape)));
+        let ty = TensorType::new(dtype, shape);
+        if ty.shape.checked_numel().and_then(|n| n.checked_mul(dtype.size_bytes())).is_none() {
+            return Err(model_err(format!("input `{name}` of type {ty} is too large")));
+        }
+        out.push((name, ty));
     }
     if !unbound.is_empty() {
         return Err(OnnxError::UnboundDims { file: file.to_string(), dims: unbound });
@@ -337,10 +362,10 @@ fn check_declared_output(vo: &ValueInfoProto, name: &str, ty: &TensorType, file:
     };
     if let Some(code) = tt.elem_type.filter(|&c| c != 0) {
         // DOUBLE values are imported as f32.
-        if let Some(d) = super::tensor::dtype_of_narrowing(code) {
-            if d != ty.dtype {
-                return Err(err(format!("element type {}", dtype_name(code))));
-            }
+        if let Some(d) = super::tensor::dtype_of_narrowing(code)
+            && d != ty.dtype
+        {
+            return Err(err(format!("element type {}", dtype_name(code))));
         }
     }
     if let Some(shape) = &tt.shape {
@@ -348,10 +373,10 @@ fn check_declared_output(vo: &ValueInfoProto, name: &str, ty: &TensorType, file:
             return Err(err(format!("rank {}", shape.dim.len())));
         }
         for (k, d) in shape.dim.iter().enumerate() {
-            if let Some(DimValue::DimValue(v)) = &d.value {
-                if usize::try_from(*v).ok() != ty.shape.dims().get(k).copied() {
-                    return Err(err(format!("size {v} at dim {k}")));
-                }
+            if let Some(DimValue::DimValue(v)) = &d.value
+                && usize::try_from(*v).ok() != ty.shape.dims().get(k).copied()
+            {
+                return Err(err(format!("size {v} at dim {k}")));
             }
         }
     }

@@ -41,9 +41,7 @@ pub(crate) fn dtype_name(code: i32) -> String {
 
 /// Converts an ONNX dims list to a shape, rejecting negative extents.
 pub(crate) fn dims_to_shape(dims: &[i64]) -> Result<Vec<usize>, String> {
-    dims.iter()
-        .map(|&d| usize::try_from(d).map_err(|_| format!("negative dimension {d} in dims {dims:?}")))
-        .collect()
+    dims.iter().map(|&d| usize::try_from(d).map_err(|_| format!("negative dimension {d} in dims {dims:?}"))).collect()
 }
 
 /// Decodes a tensor. `name` is used in errors (the proto's own name if it
@@ -75,11 +73,8 @@ pub(crate) fn tensor_from_proto(
     let type_desc = format!("{} {}", dtype_name(code), ty.shape);
 
     let external = tp.data_location == Some(DataLocation::External as i32);
-    let raw: Option<Vec<u8>> = if external {
-        Some(read_external(&tp, name, want, file, base_dir)?)
-    } else {
-        tp.raw_data.take()
-    };
+    let raw: Option<Vec<u8>> =
+        if external { Some(read_external(&tp, name, want, file, base_dir)?) } else { tp.raw_data.take() };
 
     let bytes: Vec<u8> = if let Some(raw) = raw {
         if raw.len() != want {
@@ -104,31 +99,35 @@ pub(crate) fn tensor_from_proto(
 }
 
 /// Encodes the typed repeated field that holds data of `dtype`.
-fn typed_field_bytes(tp: &TensorProto, dtype: DType, is_double: bool, numel: usize, type_desc: &str) -> Result<Vec<u8>, String> {
+fn typed_field_bytes(
+    tp: &TensorProto,
+    dtype: DType,
+    is_double: bool,
+    numel: usize,
+    type_desc: &str,
+) -> Result<Vec<u8>, String> {
     let check = |field: &str, len: usize| -> Result<(), String> {
-        if len == numel {
-            Ok(())
-        } else {
-            Err(format!("{field} has {len} values but {type_desc} needs {numel}"))
-        }
+        if len == numel { Ok(()) } else { Err(format!("{field} has {len} values but {type_desc} needs {numel}")) }
     };
-    let mut out = Vec::with_capacity(numel * dtype.size_bytes());
+    // Check the field length before allocating (dims come from the file).
     if is_double {
         check("double_data", tp.double_data.len())?;
+    } else {
+        match dtype {
+            DType::F32 => check("float_data", tp.float_data.len())?,
+            DType::I64 => check("int64_data", tp.int64_data.len())?,
+            _ => check("int32_data", tp.int32_data.len())?,
+        }
+    }
+    let mut out = Vec::with_capacity(numel.saturating_mul(dtype.size_bytes()));
+    if is_double {
         tp.double_data.iter().for_each(|&v| (v as f32).write_le(&mut out));
         return Ok(out);
     }
     match dtype {
-        DType::F32 => {
-            check("float_data", tp.float_data.len())?;
-            tp.float_data.iter().for_each(|&v| v.write_le(&mut out));
-        }
-        DType::I64 => {
-            check("int64_data", tp.int64_data.len())?;
-            tp.int64_data.iter().for_each(|&v| v.write_le(&mut out));
-        }
+        DType::F32 => tp.float_data.iter().for_each(|&v| v.write_le(&mut out)),
+        DType::I64 => tp.int64_data.iter().for_each(|&v| v.write_le(&mut out)),
         _ => {
-            check("int32_data", tp.int32_data.len())?;
             for &v in &tp.int32_data {
                 match dtype {
                     // 16-bit floats are stored as their bit patterns.
@@ -147,13 +146,22 @@ fn typed_field_bytes(tp: &TensorProto, dtype: DType, is_double: bool, numel: usi
 }
 
 /// Reads `want` bytes of external data described by `tp.external_data`.
-fn read_external(tp: &TensorProto, name: &str, want: usize, file: &str, base_dir: Option<&Path>) -> Result<Vec<u8>, OnnxError> {
+fn read_external(
+    tp: &TensorProto,
+    name: &str,
+    want: usize,
+    file: &str,
+    base_dir: Option<&Path>,
+) -> Result<Vec<u8>, OnnxError> {
     let err = |msg: String| OnnxError::Tensor { file: file.to_string(), tensor: name.to_string(), msg };
-    let get = |key: &str| tp.external_data.iter().find(|e| e.key.as_deref() == Some(key)).and_then(|e| e.value.as_deref());
+    let get =
+        |key: &str| tp.external_data.iter().find(|e| e.key.as_deref() == Some(key)).and_then(|e| e.value.as_deref());
     let location = get("location").ok_or_else(|| err("external data has no `location` entry".into()))?;
     let parse = |key: &str| -> Result<Option<u64>, OnnxError> {
         get(key)
-            .map(|v| v.trim().parse::<u64>().map_err(|_| err(format!("external data `{key}` is not a byte count: `{v}`"))))
+            .map(|v| {
+                v.trim().parse::<u64>().map_err(|_| err(format!("external data `{key}` is not a byte count: `{v}`")))
+            })
             .transpose()
     };
     let offset = parse("offset")?.unwrap_or(0);
@@ -176,17 +184,13 @@ fn read_external(tp: &TensorProto, name: &str, want: usize, file: &str, base_dir
         path: path.clone(),
         msg,
     };
-    if let Some(len) = length {
-        if len != want as u64 {
-            return Err(ext_err(format!("`length` is {len} bytes but the tensor needs {want}")));
-        }
+    if let Some(len) = length
+        && len != want as u64
+    {
+        return Err(ext_err(format!("`length` is {len} bytes but the tensor needs {want}")));
     }
     let mut f = std::fs::File::open(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            ext_err("file not found".into())
-        } else {
-            ext_err(e.to_string())
-        }
+        if e.kind() == std::io::ErrorKind::NotFound { ext_err("file not found".into()) } else { ext_err(e.to_string()) }
     })?;
     let size = f.metadata().map_err(|e| ext_err(e.to_string()))?.len();
     let end = offset.checked_add(want as u64);
@@ -230,6 +234,7 @@ pub(crate) fn tensor_from_i64(dtype: DType, shape: Vec<usize>, vals: &[i64]) -> 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::onnx::proto::StringStringEntryProto;

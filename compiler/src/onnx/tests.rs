@@ -124,7 +124,12 @@ fn model_opset(
     }
 }
 
-fn model(nodes: Vec<NodeProto>, inputs: Vec<ValueInfoProto>, outputs: Vec<ValueInfoProto>, inits: Vec<TensorProto>) -> ModelProto {
+fn model(
+    nodes: Vec<NodeProto>,
+    inputs: Vec<ValueInfoProto>,
+    outputs: Vec<ValueInfoProto>,
+    inits: Vec<TensorProto>,
+) -> ModelProto {
     model_opset(18, nodes, inputs, outputs, inits)
 }
 
@@ -203,7 +208,13 @@ fn gemm_model(b_is_const: bool) -> ModelProto {
         inputs.push(vf("B", &[4, 3]));
     }
     model(
-        vec![node("Gemm", "gemm", &["A", "B", "C"], &["Y"], vec![a_i("transB", 1), a_f("alpha", 2.0), a_f("beta", 0.5)])],
+        vec![node(
+            "Gemm",
+            "gemm",
+            &["A", "B", "C"],
+            &["Y"],
+            vec![a_i("transB", 1), a_f("alpha", 2.0), a_f("beta", 0.5)],
+        )],
         inputs,
         vec![vf("Y", &[2, 4])],
         inits,
@@ -267,10 +278,13 @@ fn shape_subgraph_reshape_folds_to_a_constant_target() {
     let m = model(
         vec![
             node("Shape", "/Shape", &["x"], &["s"], vec![]),
-            node("Constant", "/Constant", &[], &["i0"], vec![AttributeProto {
-                t: Some(t_i64("", &[], &[0])),
-                ..attr("value", AttributeType::Tensor)
-            }]),
+            node(
+                "Constant",
+                "/Constant",
+                &[],
+                &["i0"],
+                vec![AttributeProto { t: Some(t_i64("", &[], &[0])), ..attr("value", AttributeType::Tensor) }],
+            ),
             node("Constant", "/Constant_1", &[], &["i1"], vec![a_i("value_int", 1)]),
             node("Gather", "/Gather", &["s", "i0"], &["b"], vec![a_i("axis", 0)]),
             node("Gather", "/Gather_1", &["s", "i1"], &["q"], vec![]),
@@ -322,10 +336,19 @@ fn every_unsupported_op_type_is_listed_at_once() {
         "test.onnx: 3 unsupported op types: Celu (1 node: celu_0), Hardmax (2 nodes: hm_0, hm_1), LpNormalization (1 node: lpn)"
     );
     let OnnxError::Unsupported { ops, .. } = e else { panic!() };
-    assert_eq!(ops[1], UnsupportedOp { op_type: "Hardmax".into(), domain: String::new(), count: 2, nodes: vec!["hm_0".into(), "hm_1".into()] });
+    assert_eq!(
+        ops[1],
+        UnsupportedOp {
+            op_type: "Hardmax".into(),
+            domain: String::new(),
+            count: 2,
+            nodes: vec!["hm_0".into(), "hm_1".into()]
+        }
+    );
 
     // More than three nodes, unnamed nodes and other domains.
-    let mut nodes: Vec<NodeProto> = (0..4).map(|i| node("Celu", &format!("c{i}"), &["x"], &[&format!("o{i}")], vec![])).collect();
+    let mut nodes: Vec<NodeProto> =
+        (0..4).map(|i| node("Celu", &format!("c{i}"), &["x"], &[&format!("o{i}")], vec![])).collect();
     nodes.push(NodeProto { domain: Some("com.microsoft".into()), ..node("FusedGemm", "", &["x"], &["y"], vec![]) });
     let m = model(nodes, vec![vf("x", &[1])], vec![out("y")], vec![]);
     let e = import(&m, &ImportOptions::default()).unwrap_err().to_string();
@@ -370,7 +393,10 @@ fn unbound_symbolic_dims_are_all_listed() {
     );
     let opts = ImportOptions { dims: [("batch".into(), 1)].into(), ..Default::default() };
     let e = import(&m, &opts).unwrap_err().to_string();
-    assert_eq!(e, "test.onnx: 1 unbound input dim: input `input_ids` dim 1 is symbolic `seq`: bind it with --dim seq=N");
+    assert_eq!(
+        e,
+        "test.onnx: 1 unbound input dim: input `input_ids` dim 1 is symbolic `seq`: bind it with --dim seq=N"
+    );
     let opts = ImportOptions { dims: [("batch".into(), 1), ("seq".into(), 7)].into(), ..Default::default() };
     let g = import(&m, &opts).unwrap();
     assert_eq!(g.node(g.inputs()[0]).ty, TensorType::new(DType::I64, vec![1, 7]));
@@ -391,7 +417,12 @@ fn external_data_initializer_loads() {
         external_data: vec![ext("location", "weights.bin"), ext("offset", "8"), ext("length", "24")],
         ..Default::default()
     };
-    let m = model(vec![node("Add", "add", &["x", "W"], &["y"], vec![])], vec![vf("x", &[2, 3])], vec![vf("y", &[2, 3])], vec![w.clone()]);
+    let m = model(
+        vec![node("Add", "add", &["x", "W"], &["y"], vec![])],
+        vec![vf("x", &[2, 3])],
+        vec![vf("y", &[2, 3])],
+        vec![w.clone()],
+    );
     let path = dir.join("model.onnx");
     std::fs::write(&path, m.encode_to_vec()).unwrap();
     let g = import_onnx(&path, &ImportOptions::default()).unwrap();
@@ -401,14 +432,23 @@ fn external_data_initializer_loads() {
     // A missing file and a short file are errors naming the tensor and file.
     let mut w2 = w.clone();
     w2.external_data[0] = ext("location", "nope.bin");
-    let m2 = model(vec![node("Add", "add", &["x", "W"], &["y"], vec![])], vec![vf("x", &[2, 3])], vec![out("y")], vec![w2]);
-    let e = import_onnx_bytes(&m2.encode_to_vec(), "m.onnx", Some(&dir), &ImportOptions::default()).unwrap_err().to_string();
-    assert!(e.starts_with("m.onnx: tensor `W`: external data file `") && e.ends_with("nope.bin`: file not found"), "{e}");
+    let m2 =
+        model(vec![node("Add", "add", &["x", "W"], &["y"], vec![])], vec![vf("x", &[2, 3])], vec![out("y")], vec![w2]);
+    let e = import_onnx_bytes(&m2.encode_to_vec(), "m.onnx", Some(&dir), &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("m.onnx: tensor `W`: external data file `") && e.ends_with("nope.bin`: file not found"),
+        "{e}"
+    );
     let mut w3 = w;
     w3.external_data[1] = ext("offset", "16");
     w3.external_data.truncate(2);
-    let m3 = model(vec![node("Add", "add", &["x", "W"], &["y"], vec![])], vec![vf("x", &[2, 3])], vec![out("y")], vec![w3]);
-    let e = import_onnx_bytes(&m3.encode_to_vec(), "m.onnx", Some(&dir), &ImportOptions::default()).unwrap_err().to_string();
+    let m3 =
+        model(vec![node("Add", "add", &["x", "W"], &["y"], vec![])], vec![vf("x", &[2, 3])], vec![out("y")], vec![w3]);
+    let e = import_onnx_bytes(&m3.encode_to_vec(), "m.onnx", Some(&dir), &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("past the end of the file (32 bytes)"), "{e}");
     let e = import_onnx_bytes(&m3.encode_to_vec(), "m.onnx", None, &ImportOptions::default()).unwrap_err().to_string();
     assert!(e.contains("without a directory"), "{e}");
@@ -417,7 +457,8 @@ fn external_data_initializer_loads() {
 
 #[test]
 fn opset_below_13_is_rejected() {
-    let m = model_opset(11, vec![node("Relu", "r", &["x"], &["y"], vec![])], vec![vf("x", &[2])], vec![out("y")], vec![]);
+    let m =
+        model_opset(11, vec![node("Relu", "r", &["x"], &["y"], vec![])], vec![vf("x", &[2])], vec![out("y")], vec![]);
     let e = import(&m, &ImportOptions::default()).unwrap_err().to_string();
     assert!(e.starts_with("test.onnx: default-domain opset 11 is too old: nanoc needs opset 13 to 28"), "{e}");
 }
@@ -437,11 +478,21 @@ fn non_constant_input_where_a_constant_is_needed() {
     let e = import(&m, &ImportOptions::default()).unwrap_err().to_string();
     assert!(e.contains("node `r` (Relu): input 0 `nope` is not produced by an earlier node"), "{e}");
 
-    let m = model(vec![node("Add", "add", &["x", "i"], &["y"], vec![])], vec![vf("x", &[2]), vi("i", DataType::Int64, &[D::V(2)])], vec![out("y")], vec![]);
+    let m = model(
+        vec![node("Add", "add", &["x", "i"], &["y"], vec![])],
+        vec![vf("x", &[2]), vi("i", DataType::Int64, &[D::V(2)])],
+        vec![out("y")],
+        vec![],
+    );
     let e = import(&m, &ImportOptions::default()).unwrap_err().to_string();
     assert!(e.contains("node `add` (Add): operands have different element types f32[2] and i64[2]"), "{e}");
 
-    let m = model(vec![node("Softmax", "sm", &["x"], &["y"], vec![a_f("axis", 1.0)])], vec![vf("x", &[2])], vec![out("y")], vec![]);
+    let m = model(
+        vec![node("Softmax", "sm", &["x"], &["y"], vec![a_f("axis", 1.0)])],
+        vec![vf("x", &[2])],
+        vec![out("y")],
+        vec![],
+    );
     let e = import(&m, &ImportOptions::default()).unwrap_err().to_string();
     assert!(e.contains("node `sm` (Softmax): attribute `axis` must be INT, got FLOAT"), "{e}");
 }
@@ -494,7 +545,12 @@ fn split_variants() {
     assert_eq!(g.node(g.outputs()[1].1).ty.shape.dims(), &[4, 2]);
     assert_eq!(g.node(g.outputs()[1].1).op, Op::Slice { starts: vec![1, 0], steps: vec![1, 1] });
 
-    let uneven = model(vec![node("Split", "sp", &["x"], &["a", "b"], vec![])], vec![vf("x", &[5])], vec![out("a"), out("b")], vec![]);
+    let uneven = model(
+        vec![node("Split", "sp", &["x"], &["a", "b"], vec![])],
+        vec![vf("x", &[5])],
+        vec![out("a"), out("b")],
+        vec![],
+    );
     let e = import(&uneven, &ImportOptions::default()).unwrap_err().to_string();
     assert!(e.contains("axis extent 5 does not split evenly into 2 outputs"), "{e}");
 }
@@ -527,8 +583,20 @@ fn conv_and_pool_windows() {
     let m = model(
         vec![
             node("Conv", "conv", &["x", "w"], &["c"], vec![a_s("auto_pad", "SAME_UPPER"), a_ints("strides", &[2, 2])]),
-            node("MaxPool", "mp", &["c"], &["p"], vec![a_ints("kernel_shape", &[2, 2]), a_ints("strides", &[2, 2]), a_i("ceil_mode", 1)]),
-            node("AveragePool", "ap", &["c"], &["q"], vec![a_ints("kernel_shape", &[3, 3]), a_ints("pads", &[1, 1, 1, 1]), a_i("count_include_pad", 1)]),
+            node(
+                "MaxPool",
+                "mp",
+                &["c"],
+                &["p"],
+                vec![a_ints("kernel_shape", &[2, 2]), a_ints("strides", &[2, 2]), a_i("ceil_mode", 1)],
+            ),
+            node(
+                "AveragePool",
+                "ap",
+                &["c"],
+                &["q"],
+                vec![a_ints("kernel_shape", &[3, 3]), a_ints("pads", &[1, 1, 1, 1]), a_i("count_include_pad", 1)],
+            ),
             node("GlobalAveragePool", "gap", &["c"], &["r"], vec![]),
         ],
         vec![vf("x", &[1, 1, 5, 5])],
@@ -547,7 +615,18 @@ fn conv_and_pool_windows() {
 
     // ceil_mode + count_include_pad with an overhanging window is refused.
     let m = model(
-        vec![node("AveragePool", "ap", &["x"], &["y"], vec![a_ints("kernel_shape", &[2]), a_ints("strides", &[2]), a_i("ceil_mode", 1), a_i("count_include_pad", 1)])],
+        vec![node(
+            "AveragePool",
+            "ap",
+            &["x"],
+            &["y"],
+            vec![
+                a_ints("kernel_shape", &[2]),
+                a_ints("strides", &[2]),
+                a_i("ceil_mode", 1),
+                a_i("count_include_pad", 1),
+            ],
+        )],
         vec![vf("x", &[1, 1, 5])],
         vec![out("y")],
         vec![],
@@ -573,17 +652,32 @@ fn reduce_axes_by_opset() {
         } else {
             (vec!["x"], vec![a_i("keepdims", 0), a_ints("axes", &[-1])], vec![])
         };
-        model_opset(opset, vec![node("ReduceMean", "rm", &inputs, &["y"], attrs)], vec![vf("x", &[2, 3])], vec![out("y")], inits)
+        model_opset(
+            opset,
+            vec![node("ReduceMean", "rm", &inputs, &["y"], attrs)],
+            vec![vf("x", &[2, 3])],
+            vec![out("y")],
+            inits,
+        )
     };
     for (opset, with_input) in [(13, false), (18, true)] {
         let g = import_ok(&make(opset, with_input));
-        assert_eq!(g.node(find(&g, "rm")).op, Op::Reduce { kind: nanoc_ir::ReduceKind::Mean, axes: vec![1], keep_dims: false });
+        assert_eq!(
+            g.node(find(&g, "rm")).op,
+            Op::Reduce { kind: nanoc_ir::ReduceKind::Mean, axes: vec![1], keep_dims: false }
+        );
     }
     // Opset 18 without axes reduces everything; noop_with_empty_axes is the identity.
-    let m = model(vec![node("ReduceSum", "rs", &["x"], &["y"], vec![])], vec![vf("x", &[2, 3])], vec![out("y")], vec![]);
+    let m =
+        model(vec![node("ReduceSum", "rs", &["x"], &["y"], vec![])], vec![vf("x", &[2, 3])], vec![out("y")], vec![]);
     let g = import_ok(&m);
     assert_eq!(g.node(g.outputs()[0].1).ty.shape.dims(), &[1, 1]);
-    let m = model(vec![node("ReduceSum", "rs", &["x"], &["y"], vec![a_i("noop_with_empty_axes", 1)])], vec![vf("x", &[2, 3])], vec![out("y")], vec![]);
+    let m = model(
+        vec![node("ReduceSum", "rs", &["x"], &["y"], vec![a_i("noop_with_empty_axes", 1)])],
+        vec![vf("x", &[2, 3])],
+        vec![out("y")],
+        vec![],
+    );
     let g = import_ok(&m);
     assert_eq!(g.outputs()[0].1, g.inputs()[0]);
 }
@@ -616,7 +710,10 @@ fn aliases_unused_outputs_and_names() {
         vec![],
     );
     let e = import(&m, &ImportOptions::default()).unwrap_err();
-    assert!(e.is_unsupported() && e.to_string().contains("node `drop` (Dropout): not supported: output 1 (mask)"), "{e}");
+    assert!(
+        e.is_unsupported() && e.to_string().contains("node `drop` (Dropout): not supported: output 1 (mask)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -625,10 +722,13 @@ fn constants_ranges_and_casts_fold() {
         vec![
             node("Range", "range", &["s", "l", "d"], &["r"], vec![]),
             node("Cast", "cast", &["r"], &["rf"], vec![a_i("to", DataType::Float as i32 as i64)]),
-            node("ConstantOfShape", "cos", &["shp"], &["z"], vec![AttributeProto {
-                t: Some(t_f32("", &[1], &[0.5])),
-                ..attr("value", AttributeType::Tensor)
-            }]),
+            node(
+                "ConstantOfShape",
+                "cos",
+                &["shp"],
+                &["z"],
+                vec![AttributeProto { t: Some(t_f32("", &[1], &[0.5])), ..attr("value", AttributeType::Tensor) }],
+            ),
             node("Expand", "ex", &["rf", "shp"], &["e"], vec![]),
             node("Add", "add", &["e", "z"], &["ez"], vec![]),
             node("Trilu", "tri", &["ez"], &["t"], vec![a_i("upper", 0)]),
@@ -642,6 +742,53 @@ fn constants_ranges_and_casts_fold() {
     assert_eq!(op_names(&g), ["add"]);
     let Op::Const(t) = &g.node(find(&g, "tri")).op else { panic!() };
     assert_eq!(f32s(t), vec![5.5, 0.0, 0.0, 5.5, 3.5, 0.0]);
+}
+
+/// Corrupted models give errors, never panics: every truncation and a byte
+/// flip at every position of a small model that uses most importers.
+#[test]
+fn corrupt_models_never_panic() {
+    let m = model(
+        vec![
+            node("Gemm", "gemm", &["A", "B", "C"], &["g"], vec![a_i("transB", 1), a_f("alpha", 2.0)]),
+            node("Reshape", "rs", &["g", "shp"], &["r"], vec![]),
+            node("Conv", "conv", &["r", "w"], &["c"], vec![a_ints("pads", &[1, 1, 1, 1]), a_ints("strides", &[1, 1])]),
+            node(
+                "MaxPool",
+                "mp",
+                &["c"],
+                &["p"],
+                vec![a_ints("kernel_shape", &[2, 2]), a_ints("strides", &[2, 2]), a_i("ceil_mode", 1)],
+            ),
+            node("Slice", "sl", &["p", "st", "en"], &["s"], vec![]),
+            node("Split", "sp", &["s"], &["s0", "s1"], vec![a_i("axis", 3)]),
+            node("Concat", "cc", &["s0", "s1"], &["y"], vec![a_i("axis", 3)]),
+        ],
+        vec![vf("A", &[2, 3])],
+        vec![out("y")],
+        vec![
+            t_f32("B", &[4, 3], &[0.5; 12]),
+            t_f32("C", &[4], &[1.0; 4]),
+            t_i64("shp", &[4], &[1, 1, 2, 4]),
+            t_f32("w", &[1, 1, 3, 3], &[0.1; 9]),
+            t_i64("st", &[1], &[0]),
+            t_i64("en", &[1], &[i64::MAX]),
+        ],
+    );
+    let bytes = m.encode_to_vec();
+    import_onnx_bytes(&bytes, "m.onnx", None, &ImportOptions::default()).unwrap();
+    let mut errors = 0;
+    for len in 0..bytes.len() {
+        errors += import_onnx_bytes(&bytes[..len], "m.onnx", None, &ImportOptions::default()).is_err() as usize;
+    }
+    for i in 0..bytes.len() {
+        for flip in [0x01u8, 0x80, 0xFF] {
+            let mut b = bytes.clone();
+            b[i] ^= flip;
+            errors += import_onnx_bytes(&b, "m.onnx", None, &ImportOptions::default()).is_err() as usize;
+        }
+    }
+    assert!(errors > bytes.len());
 }
 
 // ---- fixtures ------------------------------------------------------------
@@ -680,7 +827,13 @@ fn fixtures_import_and_verify() {
     let mut failures = Vec::new();
     for m in &models {
         match import_onnx(m, &opts) {
-            Ok(g) => eprintln!("{}: {} nodes", m.display(), g.node_count()),
+            Ok(g) => {
+                let mut hist = std::collections::BTreeMap::new();
+                for id in g.node_ids() {
+                    *hist.entry(g.node(id).op.name()).or_insert(0) += 1;
+                }
+                eprintln!("{}: {} nodes {hist:?}", m.display(), g.node_count());
+            }
             Err(e) => failures.push(e.to_string()),
         }
     }
@@ -691,16 +844,88 @@ fn fixtures_import_and_verify() {
 #[test]
 fn unsupported_fixture_lists_expected_ops() {
     let dir = fixtures_dir().join("unsupported");
-    let (Ok(expected), true) = (std::fs::read_to_string(dir.join("EXPECTED_OPS.txt")), dir.join("model.onnx").exists()) else {
+    let (Ok(expected), true) = (std::fs::read_to_string(dir.join("EXPECTED_OPS.txt")), dir.join("model.onnx").exists())
+    else {
         eprintln!("no unsupported fixture yet");
         return;
     };
-    let mut want: Vec<&str> = expected.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
-    want.sort_unstable();
+    // One `OpType count` per line.
+    let want: Vec<String> = expected.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
     let e = import_onnx(&dir.join("model.onnx"), &ImportOptions::default()).unwrap_err();
     assert!(e.is_unsupported(), "{e}");
     let OnnxError::Unsupported { ops, .. } = &e else { panic!("{e}") };
-    let mut got: Vec<&str> = ops.iter().map(|o| o.op_type.as_str()).collect();
-    got.sort_unstable();
+    let got: Vec<String> = ops.iter().map(|o| format!("{} {}", o.op_type, o.count)).collect();
     assert_eq!(got, want, "{e}");
+}
+
+fn read_npy(path: &std::path::Path) -> Tensor {
+    let bytes = std::fs::read(path).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let npyz::DType::Plain(ts) = npy.dtype() else { panic!("{}: not a plain array", path.display()) };
+    match ts.to_string().as_str() {
+        "<f4" => Tensor::from_vec(shape, npy.into_vec::<f32>().unwrap()),
+        "<i8" => Tensor::from_vec(shape, npy.into_vec::<i64>().unwrap()),
+        "<i4" => Tensor::from_vec(shape, npy.into_vec::<i32>().unwrap()),
+        "|b1" => Tensor::from_vec(shape, npy.into_vec::<bool>().unwrap()),
+        "|u1" => Tensor::from_vec(shape, npy.into_vec::<u8>().unwrap()),
+        "|i1" => Tensor::from_vec(shape, npy.into_vec::<i8>().unwrap()),
+        other => panic!("{}: dtype {other}", path.display()),
+    }
+    .unwrap()
+}
+
+/// Imports every fixture with its input shapes bound from `inputs/*.npy`,
+/// runs it with the reference interpreter and compares with onnxruntime's
+/// outputs: checks the importer's decompositions, not just their types.
+#[test]
+fn fixtures_match_onnxruntime() {
+    let root = fixtures_dir();
+    let mut dirs: Vec<PathBuf> = ["gpt2", "mlp", "cnn"].iter().map(|d| root.join(d)).collect();
+    if let Ok(cases) = std::fs::read_dir(root.join("ops")) {
+        dirs.extend(cases.flatten().map(|e| e.path()));
+    }
+    dirs.retain(|d| d.join("model.onnx").exists());
+    dirs.sort();
+    let mut failures = Vec::new();
+    for dir in &dirs {
+        let bytes = std::fs::read(dir.join("model.onnx")).unwrap();
+        let m = ModelProto::decode(&bytes[..]).unwrap();
+        let gp = m.graph.unwrap_or_default();
+        let inits: Vec<&str> = gp.initializer.iter().filter_map(|t| t.name.as_deref()).collect();
+        let mut opts = ImportOptions::default();
+        let mut inputs = Vec::new();
+        for vi in gp.input.iter().filter(|vi| !inits.contains(&vi.name.as_deref().unwrap_or(""))) {
+            let name = vi.name.clone().unwrap_or_default();
+            let t = read_npy(&dir.join("inputs").join(format!("{name}.npy")));
+            opts.input_shapes.insert(name, t.shape().dims().to_vec());
+            inputs.push(t);
+        }
+        let g = match import_onnx(&dir.join("model.onnx"), &opts) {
+            Ok(g) => g,
+            Err(e) => {
+                failures.push(e.to_string());
+                continue;
+            }
+        };
+        let got = run(&g, &inputs);
+        for ((name, _), got) in g.outputs().iter().zip(&got) {
+            let want = read_npy(&dir.join("outputs").join(format!("{name}.npy")));
+            let case = dir.file_name().unwrap().to_string_lossy();
+            if got.ty() != want.ty() {
+                failures.push(format!("{case}/{name}: got {} want {}", got.ty(), want.ty()));
+                continue;
+            }
+            let (a, b) = (got.to_f64_vec(), want.to_f64_vec());
+            let bad = a
+                .iter()
+                .zip(&b)
+                .position(|(x, y)| !((x - y).abs() <= 1e-4 * (1.0 + y.abs()) || (x.is_nan() && y.is_nan())));
+            if let Some(i) = bad {
+                failures.push(format!("{case}/{name}: element {i}: got {} want {}", a[i], b[i]));
+            }
+        }
+    }
+    eprintln!("{} fixtures compared", dirs.len());
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }

@@ -585,10 +585,9 @@ impl<'a> Parser<'a> {
         let t = self.next();
         let Tok::Value(label) = t.tok else { unreachable!("caller peeked a value") };
         if let Some((_, first)) = self.values.get(&label) {
-            return Err(self.err(
-                t.pos,
-                format!("value `{label}` is already defined (at {}:{})", first.line, first.col),
-            ));
+            return Err(
+                self.err(t.pos, format!("value `{label}` is already defined (at {}:{})", first.line, first.col))
+            );
         }
         self.punct('=')?;
         let op_tok = self.peek().clone();
@@ -652,10 +651,9 @@ impl<'a> Parser<'a> {
         match op.infer(&arg_tys, &ty) {
             Ok(t) if t == ty => {}
             Ok(t) => {
-                return Err(self.err(
-                    ty_pos,
-                    format!("node {q} ({}): declared type {ty} but operands give {t}", def.name),
-                ));
+                return Err(
+                    self.err(ty_pos, format!("node {q} ({}): declared type {ty} but operands give {t}", def.name))
+                );
             }
             Err(msg) => return Err(self.err(op_pos, format!("node {q} ({}): {msg}", def.name))),
         }
@@ -701,9 +699,7 @@ impl<'a> Parser<'a> {
     fn ty(&mut self) -> Result<(TensorType, Pos)> {
         let t = self.peek().clone();
         let dtype = match &t.tok {
-            Tok::Ident(s) => {
-                DType::from_name(s).ok_or_else(|| self.err(t.pos, format!("unknown dtype `{s}`")))?
-            }
+            Tok::Ident(s) => DType::from_name(s).ok_or_else(|| self.err(t.pos, format!("unknown dtype `{s}`")))?,
             _ => return Err(self.expected("a type like `f32[2,3]`")),
         };
         self.at += 1;

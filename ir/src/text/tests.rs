@@ -46,7 +46,8 @@ fn every_op_graph() -> Graph {
     let c3 = g.add_const("c3", Tensor::from_vec(vec![3], vec![1.0f32, -0.5, f32::INFINITY]).unwrap());
     g.add_const(
         "specials",
-        Tensor::from_vec(vec![2, 3], vec![f32::NAN, f32::NEG_INFINITY, 1e-5, -0.0, f32::MIN_POSITIVE, f32::MAX]).unwrap(),
+        Tensor::from_vec(vec![2, 3], vec![f32::NAN, f32::NEG_INFINITY, 1e-5, -0.0, f32::MIN_POSITIVE, f32::MAX])
+            .unwrap(),
     );
     g.add_const("scalar", Tensor::scalar(0.1f32));
     g.add_const("empty", Tensor::from_vec(vec![0, 3], Vec::<f32>::new()).unwrap());
@@ -193,7 +194,10 @@ fn every_op_round_trips_with_external_weights() {
     }
     let outs = |g: &Graph| g.outputs().iter().map(|(n, id)| (n.clone(), g.node(*id).name.clone())).collect::<Vec<_>>();
     assert_eq!(outs(&g), outs(&parsed));
-    assert_eq!(parsed.inputs().iter().map(|&i| parsed.node(i).name.clone()).collect::<Vec<_>>(), ["x", "ids", "img", "co\"nd\\\n\t;x"]);
+    assert_eq!(
+        parsed.inputs().iter().map(|&i| parsed.node(i).name.clone()).collect::<Vec<_>>(),
+        ["x", "ids", "img", "co\"nd\\\n\t;x"]
+    );
 
     // External constants are the loaded weights themselves: windows into
     // the mapped file, not copies.
@@ -289,7 +293,8 @@ fn op_table_covers_every_op_name() {
         match op {
             Op::Input | Op::Const(_) => assert!(op_def(op.name()).is_none(), "{} has its own statement", op.name()),
             _ => {
-                let def = op_def(op.name()).unwrap_or_else(|| panic!("op `{}` is not in the parser's table", op.name()));
+                let def =
+                    op_def(op.name()).unwrap_or_else(|| panic!("op `{}` is not in the parser's table", op.name()));
                 let printed: Vec<&str> = attributes(op).into_iter().map(|(k, _)| k).collect();
                 assert_eq!(def.attrs, printed.as_slice(), "attribute order of `{}`", op.name());
             }
@@ -380,9 +385,15 @@ fn parse_errors_name_line_column_and_what_was_expected() {
             with_line3(r#"  %1 = relu(%0) "r" : f32[3,2]"#),
             "t.ngraph:3:23: node \"r\" (relu): declared type f32[3,2] but operands give f32[2,3]",
         ),
-        (with_line3(r#"  %1 = matmul(%0) "r" : f32[2,3]"#), "t.ngraph:3:8: node \"r\" (matmul): matmul takes 2 operand(s), got 1"),
+        (
+            with_line3(r#"  %1 = matmul(%0) "r" : f32[2,3]"#),
+            "t.ngraph:3:8: node \"r\" (matmul): matmul takes 2 operand(s), got 1",
+        ),
         (with_line3(r#"  %1 = relu(%0) "r : f32[2,3]"#), "t.ngraph:3:17: unterminated string"),
-        (with_line3(r#"  %1 = relu(%0) "\q" : f32[2,3]"#), "t.ngraph:3:18: bad escape: expected one of `\\\"`, `\\\\`, `\\n`, `\\r`, `\\t`, `\\u{HEX}`"),
+        (
+            with_line3(r#"  %1 = relu(%0) "\q" : f32[2,3]"#),
+            "t.ngraph:3:18: bad escape: expected one of `\\\"`, `\\\\`, `\\n`, `\\r`, `\\t`, `\\u{HEX}`",
+        ),
         (with_line3(r#"  %1 = relu(%0) "x" : f32[2,3]"#), "t.ngraph:3:17: duplicate node name \"x\" (first at 2:14)"),
         (with_line3(r#"  %1 = relu(%0) $ : f32[2,3]"#), "t.ngraph:3:17: unexpected character `$`"),
         (with_line3(r#"  %1 = relu(%0 %0) "r" : f32[2,3]"#), "t.ngraph:3:16: expected `,`, found `%0`"),
@@ -419,10 +430,7 @@ fn parse_errors_name_line_column_and_what_was_expected() {
             with_line3(r#"  w0 = const "big" : f32[4611686018427387904,4] @external"#),
             "t.ngraph:3:22: type f32[4611686018427387904,4] is too large",
         ),
-        (
-            BASE.replace("  output \"y\" = %1\n", ""),
-            "graph `t` failed verification:\ngraph has no outputs",
-        ),
+        (BASE.replace("  output \"y\" = %1\n", ""), "graph `t` failed verification:\ngraph has no outputs"),
     ];
     for (src, want) in cases {
         assert_eq!(parse_err(&src, None), want, "source:\n{src}");

@@ -55,13 +55,8 @@ pub enum SectionKind {
 
 impl SectionKind {
     /// All kinds, in the order the writer emits them.
-    pub const ALL: [SectionKind; 5] = [
-        SectionKind::Meta,
-        SectionKind::Signature,
-        SectionKind::Plan,
-        SectionKind::Code,
-        SectionKind::Weights,
-    ];
+    pub const ALL: [SectionKind; 5] =
+        [SectionKind::Meta, SectionKind::Signature, SectionKind::Plan, SectionKind::Code, SectionKind::Weights];
 
     /// The kind with table code `code`, if v1 knows it.
     pub fn from_code(code: u32) -> Option<SectionKind> {
@@ -180,15 +175,12 @@ pub struct TensorSpec {
 impl TensorSpec {
     /// Number of elements (product of the shape), or `None` on overflow.
     pub fn elem_count(&self) -> Option<u64> {
-        self.shape
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        self.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
     }
 
     /// Size in bytes (elements × element size), or `None` on overflow.
     pub fn byte_len(&self) -> Option<u64> {
-        self.elem_count()?
-            .checked_mul(self.elem.size_bytes() as u64)
+        self.elem_count()?.checked_mul(self.elem.size_bytes() as u64)
     }
 }
 
@@ -323,12 +315,7 @@ mod tests {
 
     #[test]
     fn byte_len_is_checked() {
-        let mut t = TensorSpec {
-            name: "x".into(),
-            elem: ElemType::F32,
-            shape: vec![2, 3],
-            offset: 0,
-        };
+        let mut t = TensorSpec { name: "x".into(), elem: ElemType::F32, shape: vec![2, 3], offset: 0 };
         assert_eq!(t.byte_len(), Some(24));
         t.shape = vec![];
         assert_eq!(t.byte_len(), Some(4));

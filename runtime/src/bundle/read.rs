@@ -10,9 +10,8 @@
 //! [`update_checksum`](super::update_checksum).
 
 use super::{
-    BufRef, BundleSpec, CRC_OFFSET, ElemType, FORMAT_VERSION, HEADER_SIZE, KERNEL_ABI_VERSION,
-    KernelCode, MAGIC, MAX_ARENA_SIZE, Region, SECTION_ALIGN, SECTION_ENTRY_SIZE, SectionKind,
-    Step, TensorSpec, checksum,
+    BufRef, BundleSpec, CRC_OFFSET, ElemType, FORMAT_VERSION, HEADER_SIZE, KERNEL_ABI_VERSION, KernelCode, MAGIC,
+    MAX_ARENA_SIZE, Region, SECTION_ALIGN, SECTION_ENTRY_SIZE, SectionKind, Step, TensorSpec, checksum,
 };
 use crate::error::{Error, Result};
 
@@ -29,14 +28,7 @@ pub fn decode_bundle(bytes: &[u8]) -> Result<BundleSpec> {
         arena_size: l.arena_size,
         inputs: l.inputs,
         outputs: l.outputs,
-        kernels: l
-            .kernels
-            .into_iter()
-            .map(|k| KernelCode {
-                name: k.name,
-                code: k.code.to_vec(),
-            })
-            .collect(),
+        kernels: l.kernels.into_iter().map(|k| KernelCode { name: k.name, code: k.code.to_vec() }).collect(),
         steps: l.steps,
         weights: l.weights.to_vec(),
     })
@@ -88,16 +80,10 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Layout<'_>> {
     }
     let file_len = u64_at(bytes, 16).ok_or_else(too_short)?;
     if file_len > len {
-        return Err(Error::Truncated {
-            expected: file_len,
-            actual: len,
-        });
+        return Err(Error::Truncated { expected: file_len, actual: len });
     }
     if file_len < len {
-        return Err(Error::TrailingData {
-            expected: file_len,
-            actual: len,
-        });
+        return Err(Error::TrailingData { expected: file_len, actual: len });
     }
     if bytes.len() < HEADER_SIZE {
         return Err(too_short());
@@ -113,23 +99,18 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Layout<'_>> {
         return Err(Error::Malformed {
             part: "header",
             offset: 32 + i as u64,
-            what: format!(
-                "reserved header bytes 32..64 must be zero, found {:#04x}",
-                reserved[i]
-            ),
+            what: format!("reserved header bytes 32..64 must be zero, found {:#04x}", reserved[i]),
         });
     }
 
     let sections = parse_section_table(bytes, section_count)?;
     let slice = |kind: SectionKind| -> Result<(&[u8], u64)> {
         let (start, end) = sections[kind as usize - 1];
-        let body = bytes
-            .get(start as usize..end as usize)
-            .ok_or_else(|| Error::Malformed {
-                part: kind.label(),
-                offset: start,
-                what: "section out of bounds".to_string(),
-            })?;
+        let body = bytes.get(start as usize..end as usize).ok_or_else(|| Error::Malformed {
+            part: kind.label(),
+            offset: start,
+            what: "section out of bounds".to_string(),
+        })?;
         Ok((body, start))
     };
 
@@ -152,17 +133,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Layout<'_>> {
     let outputs = parse_tensors(&mut c, "output", arena_size)?;
     c.finish()?;
 
-    Ok(Layout {
-        target,
-        triple,
-        arena_size,
-        inputs,
-        outputs,
-        kernels,
-        steps,
-        code,
-        weights,
-    })
+    Ok(Layout { target, triple, arena_size, inputs, outputs, kernels, steps, code, weights })
 }
 
 /// Parse and check the section table; returns `[start, end)` file offsets
@@ -179,33 +150,21 @@ fn parse_section_table(bytes: &[u8], count: u32) -> Result<[(u64, u64); 5]> {
             ),
         });
     }
-    let table_err = |offset: u64, what: String| Error::Malformed {
-        part: "section table",
-        offset,
-        what,
-    };
+    let table_err = |offset: u64, what: String| Error::Malformed { part: "section table", offset, what };
 
     let mut found: [Option<(u64, u64, u64)>; 5] = [None; 5]; // (start, end, entry offset)
     for i in 0..count as usize {
         let at = HEADER_SIZE + i * SECTION_ENTRY_SIZE;
         let field = |off: usize| at as u64 + off as u64;
-        let (Some(kind), Some(reserved), Some(start), Some(size)) = (
-            u32_at(bytes, at),
-            u32_at(bytes, at + 4),
-            u64_at(bytes, at + 8),
-            u64_at(bytes, at + 16),
-        ) else {
-            return Err(table_err(
-                field(0),
-                format!("entry {i} extends past the end of the file"),
-            ));
+        let (Some(kind), Some(reserved), Some(start), Some(size)) =
+            (u32_at(bytes, at), u32_at(bytes, at + 4), u64_at(bytes, at + 8), u64_at(bytes, at + 16))
+        else {
+            return Err(table_err(field(0), format!("entry {i} extends past the end of the file")));
         };
         let Some(k) = SectionKind::from_code(kind) else {
             return Err(table_err(
                 field(0),
-                format!(
-                    "entry {i}: unknown section kind {kind} (format version 1 knows kinds 1 to 5)"
-                ),
+                format!("entry {i}: unknown section kind {kind} (format version 1 knows kinds 1 to 5)"),
             ));
         };
         let label = k.label();
@@ -263,21 +222,15 @@ fn parse_section_table(bytes: &[u8], count: u32) -> Result<[(u64, u64); 5]> {
         }
     }
 
-    let mut order: Vec<(u64, u64, u64, SectionKind)> = SectionKind::ALL
-        .into_iter()
-        .filter_map(|k| found[k as usize - 1].map(|(s, e, at)| (s, e, at, k)))
-        .collect();
+    let mut order: Vec<(u64, u64, u64, SectionKind)> =
+        SectionKind::ALL.into_iter().filter_map(|k| found[k as usize - 1].map(|(s, e, at)| (s, e, at, k))).collect();
     order.sort_by_key(|&(s, e, _, _)| (s, e));
     for w in order.windows(2) {
         let [(s0, e0, _, k0), (s1, e1, at1, k1)] = [w[0], w[1]];
         if e0 > s1 {
             return Err(table_err(
                 at1 + 8,
-                format!(
-                    "{} at bytes {s1}..{e1} overlaps {} at bytes {s0}..{e0}",
-                    k1.label(),
-                    k0.label()
-                ),
+                format!("{} at bytes {s1}..{e1} overlaps {} at bytes {s0}..{e0}", k1.label(), k0.label()),
             ));
         }
     }
@@ -308,9 +261,7 @@ fn parse_plan<'a>(c: &mut Cursor<'_>, code: &'a [u8], weights_len: u64) -> Resul
         if size == 0 {
             return Err(c.error_at(
                 at + 8,
-                format!(
-                    "kernel {i} (\"{name}\"): code size is 0 (expected at least one instruction)"
-                ),
+                format!("kernel {i} (\"{name}\"): code size is 0 (expected at least one instruction)"),
             ));
         }
         let body = offset
@@ -327,11 +278,7 @@ fn parse_plan<'a>(c: &mut Cursor<'_>, code: &'a [u8], weights_len: u64) -> Resul
                 ),
             ));
         };
-        kernels.push(KernelEntry {
-            name,
-            offset: offset as usize,
-            code: body,
-        });
+        kernels.push(KernelEntry { name, offset: offset as usize, code: body });
     }
 
     let n = c.count("step", 4 + 4 + 4)?;
@@ -381,11 +328,7 @@ fn parse_plan<'a>(c: &mut Cursor<'_>, code: &'a [u8], weights_len: u64) -> Resul
                     ),
                 ));
             }
-            args.push(BufRef {
-                region,
-                offset,
-                size,
-            });
+            args.push(BufRef { region, offset, size });
         }
         steps.push(Step { kernel, node, args });
     }
@@ -404,9 +347,7 @@ fn parse_tensors(c: &mut Cursor<'_>, role: &str, arena_size: u64) -> Result<Vec<
         let Some(elem) = ElemType::from_code(code) else {
             return Err(c.error_at(
                 elem_at,
-                format!(
-                    "{role} {i} (\"{name}\"): unknown element type code {code} (expected 1 to 8)"
-                ),
+                format!("{role} {i} (\"{name}\"): unknown element type code {code} (expected 1 to 8)"),
             ));
         };
         let rank = c.count(&format!("{role} {i} (\"{name}\") dimension"), 8)?;
@@ -416,19 +357,11 @@ fn parse_tensors(c: &mut Cursor<'_>, role: &str, arena_size: u64) -> Result<Vec<
         }
         let offset_at = c.pos;
         let offset = c.u64("arena offset")?;
-        let t = TensorSpec {
-            name,
-            elem,
-            shape,
-            offset,
-        };
+        let t = TensorSpec { name, elem, shape, offset };
         let Some(size) = t.byte_len() else {
             return Err(c.error_at(
                 elem_at,
-                format!(
-                    "{role} {i} (\"{}\"): byte size of {elem}{:?} overflows u64",
-                    t.name, t.shape
-                ),
+                format!("{role} {i} (\"{}\"): byte size of {elem}{:?} overflows u64", t.name, t.shape),
             ));
         };
         if offset.checked_add(size).is_none_or(|end| end > arena_size) {
@@ -457,12 +390,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn new(data: &'a [u8], base: u64, part: &'static str) -> Self {
-        Cursor {
-            data,
-            base,
-            pos: 0,
-            part,
-        }
+        Cursor { data, base, pos: 0, part }
     }
 
     fn remaining(&self) -> usize {
@@ -470,20 +398,12 @@ impl<'a> Cursor<'a> {
     }
 
     fn error_at(&self, pos: usize, what: String) -> Error {
-        Error::Malformed {
-            part: self.part,
-            offset: self.base + pos as u64,
-            what,
-        }
+        Error::Malformed { part: self.part, offset: self.base + pos as u64, what }
     }
 
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
         let rest = self.remaining();
-        let Some(s) = self
-            .pos
-            .checked_add(n)
-            .and_then(|end| self.data.get(self.pos..end))
-        else {
+        let Some(s) = self.pos.checked_add(n).and_then(|end| self.data.get(self.pos..end)) else {
             return Err(self.error_at(
                 self.pos,
                 format!("expected {n} bytes for the {what}, but only {rest} remain in the section"),
@@ -542,10 +462,7 @@ impl<'a> Cursor<'a> {
     fn finish(&self) -> Result<()> {
         match self.remaining() {
             0 => Ok(()),
-            n => Err(self.error_at(
-                self.pos,
-                format!("{n} unexpected bytes after the end of the section's contents"),
-            )),
+            n => Err(self.error_at(self.pos, format!("{n} unexpected bytes after the end of the section's contents"))),
         }
     }
 }
@@ -580,10 +497,7 @@ mod tests {
         let spec = sample_spec();
         let bytes = encode_bundle(&spec);
         assert_eq!(&bytes[..8], b"NANOB\0\r\n");
-        assert_eq!(
-            u64::from_le_bytes(bytes[16..24].try_into().unwrap()),
-            bytes.len() as u64
-        );
+        assert_eq!(u64::from_le_bytes(bytes[16..24].try_into().unwrap()), bytes.len() as u64);
         for kind in 1..=5 {
             assert_eq!(section_offset(&bytes, kind) % 64, 0);
         }
@@ -629,20 +543,14 @@ mod tests {
             decode_err(&bytes),
             "not a nanoc bundle: header at byte 0: expected magic \"NANOB\\0\\r\\n\", found \"XANOB\\x00\\r\\n\""
         );
-        assert!(
-            decode_err(b"\x7fELF\x02\x01\x01\0rest of an ELF file")
-                .starts_with("not a nanoc bundle")
-        );
+        assert!(decode_err(b"\x7fELF\x02\x01\x01\0rest of an ELF file").starts_with("not a nanoc bundle"));
     }
 
     #[test]
     fn wrong_versions() {
         let mut bytes = encode_bundle(&sample_spec());
         bytes[8] = 2;
-        assert_eq!(
-            decode_err(&bytes),
-            "unsupported bundle format version 2 (this runtime reads version 1)"
-        );
+        assert_eq!(decode_err(&bytes), "unsupported bundle format version 2 (this runtime reads version 1)");
         let mut bytes = encode_bundle(&sample_spec());
         bytes[12] = 7;
         assert_eq!(
@@ -655,38 +563,20 @@ mod tests {
     fn truncated_and_too_short() {
         let bytes = encode_bundle(&sample_spec());
         let n = bytes.len();
-        assert_eq!(
-            decode_err(&bytes[..n - 10]),
-            format!("truncated: header says {n} bytes, file has {}", n - 10)
-        );
-        assert_eq!(
-            decode_err(&bytes[..40]),
-            format!("truncated: header says {n} bytes, file has 40")
-        );
-        assert_eq!(
-            decode_err(&bytes[..10]),
-            "truncated: file has 10 bytes, less than the 64-byte bundle header"
-        );
-        assert_eq!(
-            decode_err(&[]),
-            "truncated: file has 0 bytes, less than the 64-byte bundle header"
-        );
+        assert_eq!(decode_err(&bytes[..n - 10]), format!("truncated: header says {n} bytes, file has {}", n - 10));
+        assert_eq!(decode_err(&bytes[..40]), format!("truncated: header says {n} bytes, file has 40"));
+        assert_eq!(decode_err(&bytes[..10]), "truncated: file has 10 bytes, less than the 64-byte bundle header");
+        assert_eq!(decode_err(&[]), "truncated: file has 0 bytes, less than the 64-byte bundle header");
         let mut long = bytes.clone();
         long.push(0);
-        assert_eq!(
-            decode_err(&long),
-            format!("trailing data: header says {n} bytes, file has {}", n + 1)
-        );
+        assert_eq!(decode_err(&long), format!("trailing data: header says {n} bytes, file has {}", n + 1));
     }
 
     #[test]
     fn every_truncation_fails_cleanly() {
         let bytes = encode_bundle(&sample_spec());
         for n in 0..bytes.len() {
-            assert!(
-                decode_bundle(&bytes[..n]).is_err(),
-                "prefix of {n} bytes decoded"
-            );
+            assert!(decode_bundle(&bytes[..n]).is_err(), "prefix of {n} bytes decoded");
         }
     }
 
@@ -728,10 +618,7 @@ mod tests {
         let mut bytes = encode_bundle(&sample_spec());
         bytes[40] = 1;
         update_checksum(&mut bytes);
-        assert_eq!(
-            decode_err(&bytes),
-            "header at byte 40: reserved header bytes 32..64 must be zero, found 0x01"
-        );
+        assert_eq!(decode_err(&bytes), "header at byte 40: reserved header bytes 32..64 must be zero, found 0x01");
     }
 
     #[test]
@@ -763,10 +650,7 @@ mod tests {
         update_checksum(&mut b);
         assert_eq!(
             decode_err(&b),
-            format!(
-                "section table at byte 72: entry 0 (META section): offset {} is not a multiple of 64",
-                meta + 8
-            )
+            format!("section table at byte 72: entry 0 (META section): offset {} is not a multiple of 64", meta + 8)
         );
 
         // Section past the end of the file.
@@ -787,10 +671,7 @@ mod tests {
         b[96..104].copy_from_slice(&(meta as u64).to_le_bytes());
         update_checksum(&mut b);
         let e = decode_err(&b);
-        assert!(
-            e.starts_with("section table at byte 96: SIGNATURE section at bytes 192.."),
-            "{e}"
-        );
+        assert!(e.starts_with("section table at byte 96: SIGNATURE section at bytes 192.."), "{e}");
         assert!(e.contains("overlaps META section at bytes 192..233"), "{e}");
 
         // Section overlapping the header.
@@ -806,18 +687,16 @@ mod tests {
         let mut b = good.clone();
         b[28] = 4;
         update_checksum(&mut b);
-        assert_eq!(
-            decode_err(&b),
-            "section table at byte 64: missing required WEIGHTS section (kind 5)"
-        );
+        assert_eq!(decode_err(&b), "section table at byte 64: missing required WEIGHTS section (kind 5)");
 
         // Table that cannot fit in the file.
         let mut b = good.clone();
         b[28..32].copy_from_slice(&u32::MAX.to_le_bytes());
         update_checksum(&mut b);
-        assert!(decode_err(&b).starts_with(
-            "header at byte 28: section_count 4294967295 needs a section table ending at byte"
-        ));
+        assert!(
+            decode_err(&b)
+                .starts_with("header at byte 28: section_count 4294967295 needs a section table ending at byte")
+        );
     }
 
     #[test]
@@ -841,9 +720,9 @@ mod tests {
         let meta = section_offset(&b, META);
         b[meta + 4] = 0xff;
         update_checksum(&mut b);
-        assert!(decode_err(&b).starts_with(&format!(
-            "META section at byte {meta}: the target name is not valid UTF-8"
-        )),);
+        assert!(
+            decode_err(&b).starts_with(&format!("META section at byte {meta}: the target name is not valid UTF-8")),
+        );
 
         // Grow the META section's recorded size into its padding.
         let mut b = encode_bundle(&sample_spec());
@@ -851,10 +730,7 @@ mod tests {
         update_checksum(&mut b);
         assert_eq!(
             decode_err(&b),
-            format!(
-                "META section at byte {}: 4 unexpected bytes after the end of the section's contents",
-                meta + 41
-            )
+            format!("META section at byte {}: 4 unexpected bytes after the end of the section's contents", meta + 41)
         );
     }
 
@@ -944,12 +820,7 @@ mod tests {
         let mut spec = sample_spec();
         spec.inputs[0].shape = vec![1 << 40, 1 << 40];
         let e = decode_err(&encode_bundle(&spec));
-        assert!(
-            e.ends_with(
-                "input 0 (\"x\"): byte size of f32[1099511627776, 1099511627776] overflows u64"
-            ),
-            "{e}"
-        );
+        assert!(e.ends_with("input 0 (\"x\"): byte size of f32[1099511627776, 1099511627776] overflows u64"), "{e}");
     }
 
     #[test]
@@ -1000,9 +871,8 @@ mod tests {
         let mut spec = sample_spec();
         spec.kernels[1].code.clear();
         assert!(
-            decode_err(&encode_bundle(&spec)).ends_with(
-                "kernel 1 (\"fail1\"): code size is 0 (expected at least one instruction)"
-            )
+            decode_err(&encode_bundle(&spec))
+                .ends_with("kernel 1 (\"fail1\"): code size is 0 (expected at least one instruction)")
         );
     }
 

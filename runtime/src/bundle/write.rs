@@ -1,8 +1,8 @@
 //! Bundle writer (used by the compiler).
 
 use super::{
-    BundleSpec, FORMAT_VERSION, HEADER_SIZE, KERNEL_ABI_VERSION, KERNEL_ALIGN, MAGIC,
-    SECTION_ALIGN, SECTION_ENTRY_SIZE, SectionKind, TensorSpec, update_checksum,
+    BundleSpec, FORMAT_VERSION, HEADER_SIZE, KERNEL_ABI_VERSION, KERNEL_ALIGN, MAGIC, SECTION_ALIGN,
+    SECTION_ENTRY_SIZE, SectionKind, TensorSpec, update_checksum,
 };
 
 /// Encode `spec` as a version-1 `.nanob` bundle.
@@ -69,11 +69,7 @@ pub fn encode_bundle(spec: &BundleSpec) -> Vec<u8> {
     ];
 
     let table_end = HEADER_SIZE + sections.len() * SECTION_ENTRY_SIZE;
-    let total_estimate = table_end
-        + sections
-            .iter()
-            .map(|(_, b)| b.len() + SECTION_ALIGN)
-            .sum::<usize>();
+    let total_estimate = table_end + sections.iter().map(|(_, b)| b.len() + SECTION_ALIGN).sum::<usize>();
     let mut out = Vec::with_capacity(total_estimate);
 
     // Header (file_len and crc patched below).

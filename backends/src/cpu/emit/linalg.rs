@@ -93,7 +93,13 @@ pub(super) fn window_tap(
 }
 
 /// Direct N-d convolution with groups, padding, strides and dilations.
-pub(super) fn conv(kb: &mut Kb, node: &Node, args: &[&TensorType], window: &Window, group: usize) -> Result<(), String> {
+pub(super) fn conv(
+    kb: &mut Kb,
+    node: &Node,
+    args: &[&TensorType],
+    window: &Window,
+    group: usize,
+) -> Result<(), String> {
     require_f32("conv", args)?;
     let (x, w) = (&args[0].shape, &args[1].shape);
     let has_bias = args.len() == 3;

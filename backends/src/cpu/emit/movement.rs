@@ -5,48 +5,57 @@
 
 use super::strides;
 use crate::cpu::kernel::{Kb, STATUS_INDEX_OUT_OF_RANGE};
-use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::InstBuilder;
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::I64;
 use nanoc_ir::{DType, Node, TensorType};
 
-/// Copies `src` (operand 1) into the output region starting at element
-/// `dst_base`, walking `dims` with source strides `src_s` (from
-/// `src_base`) and destination strides `dst_s`.
-fn strided_copy(kb: &mut Kb, dt: DType, src_arg: usize, dims: &[usize], src_base: i64, src_s: &[i64], dst_base: i64, dst_s: &[i64]) {
-    let (src, dst) = (kb.arg(src_arg), kb.arg(0));
+/// A strided view of a buffer: element `i` (per dim) is at
+/// `base + sum(i_d * strides[d])`.
+type View<'a> = (i64, &'a [i64]);
+
+/// Copies operand `src_arg` into the output, walking `dims`, reading
+/// through view `src` and writing through view `dst`.
+fn strided_copy(kb: &mut Kb, dt: DType, src_arg: usize, dims: &[usize], src: View, dst: View) {
+    let (sp, dp) = (kb.arg(src_arg), kb.arg(0));
     kb.nest(dims, &mut |kb, ivs| {
-        let si = kb.index(src_base, ivs, src_s);
-        let di = kb.index(dst_base, ivs, dst_s);
-        kb.copy_elem(dt, src, si, dst, di);
+        let si = kb.index(src.0, ivs, src.1);
+        let di = kb.index(dst.0, ivs, dst.1);
+        kb.copy_elem(dt, sp, si, dp, di);
     });
 }
 
 /// Same bytes, new shape: a flat copy.
 pub(super) fn reshape(kb: &mut Kb, node: &Node) -> Result<(), String> {
     let n = node.ty.shape.numel();
-    strided_copy(kb, node.ty.dtype, 1, &[n], 0, &[1], 0, &[1]);
+    strided_copy(kb, node.ty.dtype, 1, &[n], (0, &[1]), (0, &[1]));
     Ok(())
 }
 
 pub(super) fn transpose(kb: &mut Kb, node: &Node, args: &[&TensorType], perm: &[usize]) -> Result<(), String> {
     let xs = strides(args[0]);
     let src_s: Vec<i64> = perm.iter().map(|&p| xs[p]).collect();
-    strided_copy(kb, node.ty.dtype, 1, &node.ty.shape.0, 0, &src_s, 0, &strides(&node.ty));
+    strided_copy(kb, node.ty.dtype, 1, &node.ty.shape.0, (0, &src_s), (0, &strides(&node.ty)));
     Ok(())
 }
 
-pub(super) fn slice(kb: &mut Kb, node: &Node, args: &[&TensorType], starts: &[usize], steps: &[i64]) -> Result<(), String> {
+pub(super) fn slice(
+    kb: &mut Kb,
+    node: &Node,
+    args: &[&TensorType],
+    starts: &[usize],
+    steps: &[i64],
+) -> Result<(), String> {
     let xs = strides(args[0]);
     let base: i64 = starts.iter().zip(&xs).map(|(&s, &st)| s as i64 * st).sum();
     let src_s: Vec<i64> = steps.iter().zip(&xs).map(|(&k, &st)| k * st).collect();
-    strided_copy(kb, node.ty.dtype, 1, &node.ty.shape.0, base, &src_s, 0, &strides(&node.ty));
+    strided_copy(kb, node.ty.dtype, 1, &node.ty.shape.0, (base, &src_s), (0, &strides(&node.ty)));
     Ok(())
 }
 
 pub(super) fn broadcast(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(), String> {
     let src_s: Vec<i64> = args[0].shape.broadcast_strides(&node.ty.shape).iter().map(|&s| s as i64).collect();
-    strided_copy(kb, node.ty.dtype, 1, &node.ty.shape.0, 0, &src_s, 0, &strides(&node.ty));
+    strided_copy(kb, node.ty.dtype, 1, &node.ty.shape.0, (0, &src_s), (0, &strides(&node.ty)));
     Ok(())
 }
 
@@ -54,7 +63,7 @@ pub(super) fn concat(kb: &mut Kb, node: &Node, args: &[&TensorType], axis: usize
     let os = strides(&node.ty);
     let mut at = 0i64;
     for (i, a) in args.iter().enumerate() {
-        strided_copy(kb, node.ty.dtype, i + 1, &a.shape.0, 0, &strides(a), at * os[axis], &os);
+        strided_copy(kb, node.ty.dtype, i + 1, &a.shape.0, (0, &strides(a)), (at * os[axis], &os));
         at += a.shape.0[axis] as i64;
     }
     Ok(())

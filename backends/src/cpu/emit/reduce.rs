@@ -3,14 +3,20 @@
 use super::linalg::window_tap;
 use super::require_f32;
 use crate::cpu::kernel::{Kb, reg_type};
+use cranelift_codegen::ir::InstBuilder;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::F32;
-use cranelift_codegen::ir::InstBuilder;
 use nanoc_ir::{DType, Node, ReduceKind, TensorType, Window};
 
 /// Sum/mean/max over `axes`: a loop nest over the kept dims, an inner nest
 /// over the reduced dims.
-pub(super) fn reduce(kb: &mut Kb, node: &Node, args: &[&TensorType], kind: ReduceKind, axes: &[usize]) -> Result<(), String> {
+pub(super) fn reduce(
+    kb: &mut Kb,
+    node: &Node,
+    args: &[&TensorType],
+    kind: ReduceKind,
+    axes: &[usize],
+) -> Result<(), String> {
     let x = args[0];
     let dt = x.dtype;
     let ok = dt == DType::F32 || (kind != ReduceKind::Mean && matches!(dt, DType::I32 | DType::I64));
@@ -68,7 +74,13 @@ pub(super) fn reduce(kb: &mut Kb, node: &Node, args: &[&TensorType], kind: Reduc
 }
 
 /// Max pooling (`avg = None`) or average pooling (`avg = Some(count_include_pad)`).
-pub(super) fn pool(kb: &mut Kb, node: &Node, args: &[&TensorType], window: &Window, avg: Option<bool>) -> Result<(), String> {
+pub(super) fn pool(
+    kb: &mut Kb,
+    node: &Node,
+    args: &[&TensorType],
+    window: &Window,
+    avg: Option<bool>,
+) -> Result<(), String> {
     require_f32(node.op.name(), args)?;
     let x = &args[0].shape;
     let in_sp = x.0[2..].to_vec();

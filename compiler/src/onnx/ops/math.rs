@@ -55,7 +55,9 @@ fn gelu(c: &mut Ctx<'_, '_>) -> Res<()> {
     let op = match c.attr_string("approximate")?.as_deref() {
         None | Some("none") => UnaryOp::Gelu,
         Some("tanh") => UnaryOp::GeluTanh,
-        Some(other) => return Err(c.err(format!("attribute `approximate` must be \"none\" or \"tanh\", got {other:?}"))),
+        Some(other) => {
+            return Err(c.err(format!("attribute `approximate` must be \"none\" or \"tanh\", got {other:?}")));
+        }
     };
     unary(c, op)
 }

@@ -24,6 +24,10 @@ pub(crate) use shape::slice_range as slice_range_for_tests;
 /// Imports one ONNX node.
 pub(crate) type ImportFn = fn(&mut Ctx<'_, '_>) -> Result<(), OnnxError>;
 
+/// Largest constant (in bytes) the importer builds or folds; bigger
+/// all-constant nodes stay in the graph.
+pub(crate) const MAX_FOLD_BYTES: usize = 1 << 30;
+
 /// Result type of the importers.
 pub(crate) type Res<T> = Result<T, OnnxError>;
 
@@ -36,7 +40,6 @@ pub(crate) fn lookup(domain: &str, op_type: &str) -> Option<ImportFn> {
 }
 
 /// Every supported (default-domain) op type, sorted.
-#[allow(dead_code)]
 pub(crate) fn supported_ops() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = [math::OPS, nn::OPS, shape::OPS].into_iter().flatten().map(|&(n, _)| n).collect();
     v.sort_unstable();
@@ -96,14 +99,20 @@ impl<'a, 'b> Ctx<'a, 'b> {
             return Ok(None);
         };
         if a.ref_attr_name.is_some() {
-            return Err(self.err(format!("attribute `{name}` refers to a function attribute, which is not supported here")));
+            return Err(
+                self.err(format!("attribute `{name}` refers to a function attribute, which is not supported here"))
+            );
         }
         let ty = match a.r#type.and_then(|t| AttributeType::try_from(t).ok()) {
             Some(AttributeType::Undefined) | None => guess_attr_type(a),
             Some(t) => t,
         };
         if ty != want && ty != AttributeType::Undefined {
-            return Err(self.err(format!("attribute `{name}` must be {}, got {}", want.as_str_name(), ty.as_str_name())));
+            return Err(self.err(format!(
+                "attribute `{name}` must be {}, got {}",
+                want.as_str_name(),
+                ty.as_str_name()
+            )));
         }
         Ok(Some(a))
     }
@@ -292,8 +301,11 @@ impl<'a, 'b> Ctx<'a, 'b> {
         if inferred != ty {
             return Err(self.err(format!("{} gives {inferred}, expected {ty}", op.name())));
         }
+        let Some(bytes) = ty.shape.checked_numel().and_then(|n| n.checked_mul(ty.dtype.size_bytes())) else {
+            return Err(self.err(format!("{} result {ty} is too large", op.name())));
+        };
         let consts: Option<Vec<&Tensor>> = args.iter().map(|&a| self.imp.const_of(a)).collect();
-        if let Some(consts) = consts.filter(|c| !c.is_empty()) {
+        if let Some(consts) = consts.filter(|c| !c.is_empty() && bytes <= MAX_FOLD_BYTES) {
             let t = nanoc_ir::interp::eval_op(&op, &consts, &ty)
                 .map_err(|m| self.err(format!("constant folding {} failed: {m}", op.name())))?;
             if t.ty() != &ty {

@@ -70,6 +70,10 @@ fn gemm(c: &mut Ctx<'_, '_>) -> Res<()> {
     Ok(())
 }
 
+/// Largest stride, dilation, pad or kernel extent accepted (keeps window
+/// arithmetic far from overflow).
+const MAX_EXTENT: i64 = u32::MAX as i64;
+
 /// Window geometry from `strides`, `pads`, `dilations` and `auto_pad`; with
 /// `ceil_mode`, `pads_end` grows so the last partial window fits (windows
 /// that would start in the end padding are dropped, as ONNX specifies).
@@ -79,13 +83,15 @@ fn window(c: &Ctx<'_, '_>, input: &[usize], kernel: Vec<usize>, ceil_mode: bool)
     let positive = |name: &str| -> Res<Vec<usize>> {
         match c.attr_ints(name)? {
             None => Ok(vec![1; n]),
-            Some(v) if v.len() == n && v.iter().all(|&x| x > 0) => Ok(v.iter().map(|&x| x as usize).collect()),
+            Some(v) if v.len() == n && v.iter().all(|&x| x > 0 && x <= MAX_EXTENT) => {
+                Ok(v.iter().map(|&x| x as usize).collect())
+            }
             Some(v) => Err(c.err(format!("attribute `{name}` must have {n} positive values, got {v:?}"))),
         }
     };
     let strides = positive("strides")?;
     let dilations = positive("dilations")?;
-    if kernel.len() != n || kernel.contains(&0) {
+    if kernel.len() != n || kernel.iter().any(|&k| k == 0 || k as i64 > MAX_EXTENT) {
         return Err(c.err(format!("kernel {kernel:?} must have {n} positive extents")));
     }
     let auto_pad = c.attr_string("auto_pad")?.unwrap_or_else(|| "NOTSET".into());
@@ -93,7 +99,7 @@ fn window(c: &Ctx<'_, '_>, input: &[usize], kernel: Vec<usize>, ceil_mode: bool)
     match auto_pad.as_str() {
         "NOTSET" => {
             if let Some(p) = c.attr_ints("pads")? {
-                if p.len() != 2 * n || p.iter().any(|&x| x < 0) {
+                if p.len() != 2 * n || p.iter().any(|&x| !(0..=MAX_EXTENT).contains(&x)) {
                     return Err(c.err(format!("attribute `pads` must have {} non-negative values, got {p:?}", 2 * n)));
                 }
                 for i in 0..n {
@@ -106,32 +112,33 @@ fn window(c: &Ctx<'_, '_>, input: &[usize], kernel: Vec<usize>, ceil_mode: bool)
         "SAME_UPPER" | "SAME_LOWER" => {
             for i in 0..n {
                 let out = input[i].div_ceil(strides[i]);
-                let span = dilations[i] * (kernel[i] - 1) + 1;
-                let total = ((out.saturating_sub(1)) * strides[i] + span).saturating_sub(input[i]);
+                let span = dilations[i].saturating_mul(kernel[i] - 1).saturating_add(1);
+                let total =
+                    out.saturating_sub(1).saturating_mul(strides[i]).saturating_add(span).saturating_sub(input[i]);
                 let small = total / 2;
                 (pads_begin[i], pads_end[i]) =
                     if auto_pad == "SAME_UPPER" { (small, total - small) } else { (total - small, small) };
             }
         }
         other => {
-            return Err(c.err(format!(
-                "attribute `auto_pad` must be NOTSET, VALID, SAME_UPPER or SAME_LOWER, got {other:?}"
-            )));
+            return Err(
+                c.err(format!("attribute `auto_pad` must be NOTSET, VALID, SAME_UPPER or SAME_LOWER, got {other:?}"))
+            );
         }
     }
     let mut extended = false;
     if ceil_mode && !auto_pad.starts_with("SAME") {
         for i in 0..n {
-            let padded = input[i] + pads_begin[i] + pads_end[i];
-            let span = dilations[i] * (kernel[i] - 1) + 1;
-            if padded < span {
+            let padded = input[i].saturating_add(pads_begin[i]).saturating_add(pads_end[i]);
+            let span = dilations[i].saturating_mul(kernel[i] - 1).saturating_add(1);
+            if padded < span || padded == usize::MAX {
                 continue; // reported by the op's type inference
             }
             let mut out = (padded - span).div_ceil(strides[i]) + 1;
-            if (out - 1) * strides[i] >= input[i] + pads_begin[i] {
+            if (out - 1).saturating_mul(strides[i]) >= input[i] + pads_begin[i] {
                 out -= 1;
             }
-            let need = (out - 1) * strides[i] + span;
+            let need = (out - 1).saturating_mul(strides[i]).saturating_add(span);
             if need > padded {
                 pads_end[i] += need - padded;
                 extended = true;
@@ -172,7 +179,10 @@ fn conv(c: &mut Ctx<'_, '_>) -> Res<()> {
         }
     };
     let group = c.attr_int_or("group", 1)?;
-    let group = usize::try_from(group).ok().filter(|&g| g > 0).ok_or_else(|| c.err(format!("attribute `group` must be positive, got {group}")))?;
+    let channels = tx.shape.dims()[1];
+    let group = usize::try_from(group).ok().filter(|&g| g > 0 && g <= channels.max(1)).ok_or_else(|| {
+        c.err(format!("attribute `group` must be between 1 and the {channels} input channels, got {group}"))
+    })?;
     let (window, _) = window(c, &sp, kernel, false)?;
     let mut args = vec![x, w];
     args.extend(bias);

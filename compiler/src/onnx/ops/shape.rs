@@ -50,7 +50,12 @@ fn reshape(c: &mut Ctx<'_, '_>) -> Res<()> {
             }
             0 if !allow_zero => match dims.get(i) {
                 Some(&v) => out.push(v),
-                None => return Err(c.err(format!("shape {target:?} copies dim {i} (0) but the input {tx} has rank {}", dims.len()))),
+                None => {
+                    return Err(c.err(format!(
+                        "shape {target:?} copies dim {i} (0) but the input {tx} has rank {}",
+                        dims.len()
+                    )));
+                }
             },
             d if d >= 0 => out.push(d as usize),
             d => return Err(c.err(format!("shape {target:?} has invalid extent {d}"))),
@@ -58,7 +63,7 @@ fn reshape(c: &mut Ctx<'_, '_>) -> Res<()> {
     }
     let numel = tx.shape.numel();
     if let Some(i) = infer_at {
-        let known: usize = out.iter().product();
+        let known = Shape(out.clone()).checked_numel().unwrap_or(0);
         if known == 0 || numel % known != 0 {
             return Err(c.err(format!("cannot reshape {tx} to {target:?}: the -1 dim cannot be inferred")));
         }
@@ -140,7 +145,7 @@ fn slice(c: &mut Ctx<'_, '_>) -> Res<()> {
 
 /// First index and element count of an ONNX slice of one dim (start 0 when
 /// the slice is empty).
-pub(super) fn slice_range(start: i64, end: i64, step: i64, dim: i64) -> (usize, usize) {
+pub(crate) fn slice_range(start: i64, end: i64, step: i64, dim: i64) -> (usize, usize) {
     if dim <= 0 {
         return (0, 0);
     }
@@ -185,7 +190,7 @@ fn split(c: &mut Ctx<'_, '_>) -> Res<()> {
     let sizes: Vec<usize> = if let Some(s) = c.opt_const_i64s(1)? {
         let sizes: Option<Vec<usize>> = s.iter().map(|&v| usize::try_from(v).ok()).collect();
         match sizes {
-            Some(sz) if sz.len() == n_out && sz.iter().sum::<usize>() == dim => sz,
+            Some(sz) if sz.len() == n_out && sz.iter().try_fold(0usize, |a, &b| a.checked_add(b)) == Some(dim) => sz,
             _ => {
                 return Err(c.err(format!(
                     "split sizes {s:?} must be {n_out} non-negative values summing to the axis extent {dim}"
@@ -289,7 +294,7 @@ fn flatten(c: &mut Ctx<'_, '_>) -> Res<()> {
         return Err(c.err(format!("axis {a} is out of range for rank {r}")));
     }
     let (head, tail) = tx.shape.dims().split_at(axis as usize);
-    let y = reshape_to(c, x, vec![head.iter().product(), tail.iter().product()])?;
+    let y = reshape_to(c, x, vec![Shape(head.to_vec()).numel(), Shape(tail.to_vec()).numel()])?;
     c.set_output(0, y);
     Ok(())
 }
@@ -306,7 +311,8 @@ fn expand(c: &mut Ctx<'_, '_>) -> Res<()> {
         .ok_or_else(|| c.err(format!("shape {s:?} has negative extents")))?;
     let target = Shape::broadcast(&tx.shape, &Shape(s.clone()))
         .ok_or_else(|| c.err(format!("cannot expand {tx} to {}", Shape(s))))?;
-    let y = if target == tx.shape { x } else { c.add_typed(None, Op::Broadcast, &[x], TensorType::new(tx.dtype, target))? };
+    let y =
+        if target == tx.shape { x } else { c.add_typed(None, Op::Broadcast, &[x], TensorType::new(tx.dtype, target))? };
     c.set_output(0, y);
     Ok(())
 }
@@ -361,7 +367,11 @@ fn constant_of_shape(c: &mut Ctx<'_, '_>) -> Res<()> {
         return Err(c.err(format!("attribute `value` must hold one element, got {}", value.ty())));
     }
     let ty = TensorType::new(value.dtype(), dims);
-    let n = ty.shape.checked_numel().filter(|&n| n <= isize::MAX as usize / 8).ok_or_else(|| c.err(format!("shape {s:?} is too large")))?;
+    let n = ty
+        .shape
+        .checked_numel()
+        .filter(|&n| n.saturating_mul(ty.dtype.size_bytes()) <= super::MAX_FOLD_BYTES)
+        .ok_or_else(|| c.err(format!("shape {s:?} is too large to build at import")))?;
     let t = Tensor::from_bytes(ty, Bytes::from_vec(value.bytes().repeat(n))).map_err(|e| c.err(e.to_string()))?;
     let y = c.add_const(None, t);
     c.set_output(0, y);
@@ -370,7 +380,7 @@ fn constant_of_shape(c: &mut Ctx<'_, '_>) -> Res<()> {
 
 /// Range of constant scalars → a constant.
 fn range(c: &mut Ctx<'_, '_>) -> Res<()> {
-    const MAX_LEN: i128 = 1 << 31;
+    const MAX_LEN: i128 = (super::MAX_FOLD_BYTES / 8) as i128;
     let ts = c.require_const(0)?;
     let dtype = ts.dtype();
     for i in 1..3 {
@@ -405,7 +415,8 @@ fn range(c: &mut Ctx<'_, '_>) -> Res<()> {
             return Err(c.err("delta is 0"));
         }
         let (num, den) = ((l as i128 - s as i128), d as i128);
-        let n = (num.div_euclid(den) + i128::from(num.rem_euclid(den) != 0)).max(0);
+        // ceil(num / den) with truncating division.
+        let n = (num / den + i128::from(num % den != 0 && (num < 0) == (den < 0))).max(0);
         if n >= MAX_LEN {
             return Err(c.err(format!("range from {s} to {l} by {d} is too long")));
         }
