@@ -897,6 +897,103 @@ def register_all_cases():
     OPS.append(("gemm_no_c", lambda: gemm("gemm_no_c", [3, 4], [4, 5], None, alpha=2.0)))
 
 
+    register_more_elementwise_and_norm_cases(R, single, unary_fn=None)
+
+
+def register_more_elementwise_and_norm_cases(R, single, unary_fn=None):
+    """Cases for the second batch of ops (issue #3): more unary/binary
+    elementwise ops, comparisons and logic, activations decomposed at
+    import, and normalisations."""
+
+    def x_of(name, shape, scale=2.0):
+        return randn(R(name), shape, scale)
+
+    def with_halves(name, shape):
+        # Values that include exact .5 ties and negative zeros for rounding.
+        v = randn(R(name), shape, 3.0)
+        flat = v.reshape(-1)
+        flat[:6] = [0.5, 1.5, 2.5, -0.5, -1.5, -2.5]
+        return v
+
+    for nm, op, mk in [
+        ("abs", "Abs", lambda n: x_of(n, [2, 3, 4])),
+        ("sign", "Sign", lambda n: np.concatenate([x_of(n, [20]), f32([0.0])])),
+        ("floor", "Floor", lambda n: with_halves(n, [2, 3, 4])),
+        ("ceil", "Ceil", lambda n: with_halves(n, [2, 3, 4])),
+        ("round", "Round", lambda n: with_halves(n, [2, 3, 4])),
+        ("softplus", "Softplus", lambda n: x_of(n, [2, 3, 4], 5.0)),
+        ("hardswish", "HardSwish", lambda n: x_of(n, [2, 3, 4], 4.0)),
+    ]:
+        OPS.append((nm, (lambda nm=nm, op=op, mk=mk: single(nm, op, [("x", mk(nm))]))))
+
+    OPS.append(("mish", lambda: single("mish", "Mish", [("x", x_of("mish", [2, 3, 4], 3.0))], opset=18)))
+    OPS.append(("hardsigmoid", lambda: single(
+        "hardsigmoid", "HardSigmoid", [("x", x_of("hardsigmoid", [3, 4], 4.0))], alpha=0.3, beta=0.4)))
+    OPS.append(("leakyrelu", lambda: single(
+        "leakyrelu", "LeakyRelu", [("x", x_of("leakyrelu", [3, 4]))], alpha=0.1)))
+    OPS.append(("prelu_channel", lambda: single(
+        "prelu_channel", "PRelu", [("x", x_of("prelu_channel", [2, 3, 4, 4])),
+                                   ("slope", f32([[[0.1]], [[0.2]], [[-0.3]]]))], {"slope"})))
+    OPS.append(("not", lambda: single(
+        "not", "Not", [("x", R("not").random([3, 4]) < 0.5)], out_dtype=np.bool_)))
+
+    def binary2(name, op, a, b, out_dtype=np.float32, **attrs):
+        return single(name, op, [("a", a), ("b", b)], out_dtype=out_dtype, **attrs)
+
+    OPS.append(("min_bcast", lambda: binary2("min_bcast", "Min", x_of("min_bcast", [2, 3, 4]),
+                                             x_of("min_bcast_b", [4]))))
+    OPS.append(("max_three", lambda: single("max_three", "Max", [("a", x_of("max_three", [2, 3])),
+                                                                  ("b", x_of("max_three_b", [3])),
+                                                                  ("c", x_of("max_three_c", [2, 1]))])))
+    OPS.append(("mod_int64", lambda: binary2(
+        "mod_int64", "Mod", i64([-7, -3, 0, 3, 7, 9, -9, 5]), i64([3, 3, 2, -2, -4, 4, 4, -3]),
+        out_dtype=np.int64)))
+    OPS.append(("mod_fmod_float", lambda: binary2(
+        "mod_fmod_float", "Mod", x_of("mod_fmod_float", [3, 4], 5.0),
+        (np.sign(x_of("mod_fmod_float_b", [4])) * 1.5 + 0.25).astype(np.float32), fmod=1)))
+    for nm, op in [("less", "Less"), ("greater", "Greater"), ("less_or_equal", "LessOrEqual"),
+                   ("greater_or_equal", "GreaterOrEqual")]:
+        def cmp(nm=nm, op=op):
+            a = np.round(x_of(nm, [3, 4])).astype(np.float32)
+            b = np.round(x_of(nm + "_b", [4])).astype(np.float32)
+            return binary2(nm, op, a, b, out_dtype=np.bool_)
+        OPS.append((nm, cmp))
+    OPS.append(("less_int64", lambda: binary2(
+        "less_int64", "Less", i64([[1, 5, -2], [0, 7, 3]]), i64([1, 6, -3]), out_dtype=np.bool_)))
+    for nm, op in [("and", "And"), ("or", "Or")]:
+        OPS.append((nm, (lambda nm=nm, op=op: binary2(
+            nm, op, R(nm).random([3, 4]) < 0.5, R(nm + "b").random([4]) < 0.5, out_dtype=np.bool_))))
+
+    # ---- normalisations and log-softmax decomposed at import --------------------
+    OPS.append(("logsoftmax_last", lambda: single(
+        "logsoftmax_last", "LogSoftmax", [("x", x_of("logsoftmax_last", [2, 3, 5], 3.0))], axis=-1)))
+    OPS.append(("logsoftmax_axis1", lambda: single(
+        "logsoftmax_axis1", "LogSoftmax", [("x", x_of("logsoftmax_axis1", [2, 3, 5], 3.0))], axis=1)))
+
+    def instnorm():
+        r = R("instancenorm")
+        return single("instancenorm", "InstanceNormalization",
+                      [("x", randn(r, [2, 3, 4, 5])), ("scale", 1.0 + randn(r, [3], 0.2)),
+                       ("bias", randn(r, [3], 0.2))], {"scale", "bias"}, epsilon=1e-4)
+
+    OPS.append(("instancenorm", instnorm))
+
+    def groupnorm():
+        r = R("groupnorm")
+        return single("groupnorm", "GroupNormalization",
+                      [("x", randn(r, [2, 6, 3, 3])), ("scale", 1.0 + randn(r, [6], 0.2)),
+                       ("bias", randn(r, [6], 0.2))], {"scale", "bias"}, opset=21, num_groups=3, epsilon=1e-5)
+
+    OPS.append(("groupnorm", groupnorm))
+
+    def rmsnorm():
+        r = R("rmsnorm")
+        return single("rmsnorm", "RMSNormalization",
+                      [("x", randn(r, [2, 3, 8])), ("scale", 1.0 + randn(r, [8], 0.2))], {"scale"},
+                      opset=23, axis=-1, epsilon=1e-5)
+
+    OPS.append(("rmsnorm", rmsnorm))
+
 # --------------------------------------------------------------------------- #
 # main
 # --------------------------------------------------------------------------- #

@@ -32,6 +32,27 @@ pub enum UnaryOp {
     Gelu,
     /// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`
     GeluTanh,
+    /// `|x|`
+    Abs,
+    /// `-1`, `0` or `1` by the sign of x (NaN stays NaN)
+    Sign,
+    /// largest integer `<= x`
+    Floor,
+    /// smallest integer `>= x`
+    Ceil,
+    /// nearest integer, halves to even
+    Round,
+    /// `ln(1 + e^x)`, computed stably as `max(x, 0) + ln(1 + e^-|x|)`
+    Softplus,
+    /// logical not of a bool tensor
+    Not,
+}
+
+impl UnaryOp {
+    /// True for ops on bool tensors (the rest take floats).
+    pub fn is_logical(self) -> bool {
+        self == UnaryOp::Not
+    }
 }
 
 /// Elementwise binary functions (numpy broadcasting).
@@ -49,6 +70,43 @@ pub enum BinaryOp {
     Pow,
     /// `a == b`, producing bool
     Equal,
+    /// `min(a, b)` (NaN propagates)
+    Min,
+    /// `max(a, b)` (NaN propagates)
+    Max,
+    /// Floored remainder `a - floor(a / b) * b`: the sign of the divisor
+    /// (ONNX Mod with fmod=0; integer division by zero is an error)
+    Mod,
+    /// Truncated remainder `a - trunc(a / b) * b`: the sign of the dividend
+    /// (C fmod; ONNX Mod with fmod=1)
+    Rem,
+    /// `a < b`, producing bool
+    Less,
+    /// `a > b`, producing bool
+    Greater,
+    /// `a <= b`, producing bool
+    LessEqual,
+    /// `a >= b`, producing bool
+    GreaterEqual,
+    /// logical and of bool tensors
+    And,
+    /// logical or of bool tensors
+    Or,
+}
+
+impl BinaryOp {
+    /// True for comparisons, which produce bool.
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Equal | BinaryOp::Less | BinaryOp::Greater | BinaryOp::LessEqual | BinaryOp::GreaterEqual
+        )
+    }
+
+    /// True for ops on bool operands.
+    pub fn is_logical(self) -> bool {
+        matches!(self, BinaryOp::And | BinaryOp::Or)
+    }
 }
 
 /// Reductions.
@@ -254,6 +312,13 @@ impl Op {
                 UnaryOp::Relu => "relu",
                 UnaryOp::Gelu => "gelu",
                 UnaryOp::GeluTanh => "gelu_tanh",
+                UnaryOp::Abs => "abs",
+                UnaryOp::Sign => "sign",
+                UnaryOp::Floor => "floor",
+                UnaryOp::Ceil => "ceil",
+                UnaryOp::Round => "round",
+                UnaryOp::Softplus => "softplus",
+                UnaryOp::Not => "not",
             },
             Op::Binary(b) => match b {
                 BinaryOp::Add => "add",
@@ -262,6 +327,16 @@ impl Op {
                 BinaryOp::Div => "div",
                 BinaryOp::Pow => "pow",
                 BinaryOp::Equal => "equal",
+                BinaryOp::Min => "min",
+                BinaryOp::Max => "max",
+                BinaryOp::Mod => "mod",
+                BinaryOp::Rem => "rem",
+                BinaryOp::Less => "less",
+                BinaryOp::Greater => "greater",
+                BinaryOp::LessEqual => "less_equal",
+                BinaryOp::GreaterEqual => "greater_equal",
+                BinaryOp::And => "and",
+                BinaryOp::Or => "or",
             },
             Op::Clip { .. } => "clip",
             Op::Cast { .. } => "cast",
@@ -336,6 +411,13 @@ impl Op {
         let float = |t: &TensorType| -> Result<(), String> {
             if t.dtype.is_float() { Ok(()) } else { Err(format!("{} expects a float operand, got {t}", self.name())) }
         };
+        let bool_operand = |t: &TensorType| -> Result<(), String> {
+            if t.dtype == DType::Bool {
+                Ok(())
+            } else {
+                Err(format!("{} expects a bool operand, got {t}", self.name()))
+            }
+        };
         let same_dtype = |a: &TensorType, b: &TensorType| -> Result<(), String> {
             if a.dtype == b.dtype {
                 Ok(())
@@ -355,6 +437,10 @@ impl Op {
                     Err(format!("constant has type {} but node says {declared}", t.ty()))
                 }
             }
+            Op::Unary(u) if u.is_logical() => {
+                bool_operand(args[0])?;
+                Ok(args[0].clone())
+            }
             Op::Unary(_) | Op::Clip { .. } => {
                 float(args[0])?;
                 Ok(args[0].clone())
@@ -371,9 +457,14 @@ impl Op {
                 if *b == BinaryOp::Pow {
                     float(args[0])?;
                 }
+                if b.is_logical() {
+                    bool_operand(args[0])?;
+                } else if args[0].dtype == DType::Bool && !b.is_comparison() {
+                    return Err(format!("{} is not defined for bool operands", self.name()));
+                }
                 let shape = Shape::broadcast(&args[0].shape, &args[1].shape)
                     .ok_or_else(|| format!("shapes {} and {} do not broadcast", args[0].shape, args[1].shape))?;
-                let dtype = if *b == BinaryOp::Equal { DType::Bool } else { args[0].dtype };
+                let dtype = if b.is_comparison() { DType::Bool } else { args[0].dtype };
                 Ok(TensorType::new(dtype, shape))
             }
             Op::Where => {

@@ -231,6 +231,110 @@ fn half_x_one_plus(b: &mut FunctionBuilder, x: Value, y: Value) -> Value {
     b.ins().fmul(hx, s)
 }
 
+/// `x` with its fraction dropped (toward zero). Exact: values with
+/// `|x| >= 2^23` (and NaN, infinities) are already integral and pass through.
+fn trunc(b: &mut FunctionBuilder, x: Value) -> Value {
+    let ax = b.ins().fabs(x);
+    let lim = c(b, 8_388_608.0);
+    let small = b.ins().fcmp(FloatCC::LessThan, ax, lim);
+    let i = b.ins().fcvt_to_sint_sat(I32, x);
+    let t = b.ins().fcvt_from_sint(F32, i);
+    let t = b.ins().fcopysign(t, x);
+    b.ins().select(small, t, x)
+}
+
+/// Largest integer `<= x` (software: the baseline x86-64 ISA has no `roundss`).
+pub fn floor(b: &mut FunctionBuilder, x: Value) -> Value {
+    let t = trunc(b, x);
+    let one = c(b, 1.0);
+    let above = b.ins().fcmp(FloatCC::GreaterThan, t, x);
+    let t1 = b.ins().fsub(t, one);
+    let r = b.ins().select(above, t1, t);
+    b.ins().fcopysign(r, x)
+}
+
+/// Smallest integer `>= x`.
+pub fn ceil(b: &mut FunctionBuilder, x: Value) -> Value {
+    let t = trunc(b, x);
+    let one = c(b, 1.0);
+    let below = b.ins().fcmp(FloatCC::LessThan, t, x);
+    let t1 = b.ins().fadd(t, one);
+    let r = b.ins().select(below, t1, t);
+    b.ins().fcopysign(r, x)
+}
+
+/// Nearest integer, halves to even.
+pub fn round_half_even(b: &mut FunctionBuilder, x: Value) -> Value {
+    let f = floor(b, x);
+    let d = b.ins().fsub(x, f);
+    let half = c(b, 0.5);
+    let one = c(b, 1.0);
+    let up = b.ins().fadd(f, one);
+    // floor is integral and, when it matters (|x| < 2^23), fits in i32.
+    let fi = b.ins().fcvt_to_sint_sat(I32, f);
+    let odd = b.ins().band_imm_u(fi, 1);
+    let odd = b.ins().icmp_imm_s(IntCC::NotEqual, odd, 0);
+    let tie = b.ins().select(odd, up, f);
+    let gt = b.ins().fcmp(FloatCC::GreaterThan, d, half);
+    let eq = b.ins().fcmp(FloatCC::Equal, d, half);
+    let r = b.ins().select(eq, tie, f);
+    let r = b.ins().select(gt, up, r);
+    b.ins().fcopysign(r, x)
+}
+
+/// `-1`, `0` or `1` by the sign of `x`; NaN stays NaN.
+pub fn sign(b: &mut FunctionBuilder, x: Value) -> Value {
+    let zero = c(b, 0.0);
+    let one = c(b, 1.0);
+    let m1 = c(b, -1.0);
+    let z = b.ins().fmul(x, zero);
+    let neg = b.ins().fcmp(FloatCC::LessThan, x, zero);
+    let r = b.ins().select(neg, m1, z);
+    let pos = b.ins().fcmp(FloatCC::GreaterThan, x, zero);
+    b.ins().select(pos, one, r)
+}
+
+/// `ln(1 + e^x)` as `max(x, 0) + log1p(e^-|x|)`, with `log1p(u)` computed as
+/// `ln(1 + u) * u / ((1 + u) - 1)` to keep precision for small `u`.
+pub fn softplus(b: &mut FunctionBuilder, x: Value) -> Value {
+    let zero = c(b, 0.0);
+    let one = c(b, 1.0);
+    let ax = b.ins().fabs(x);
+    let nax = b.ins().fneg(ax);
+    let e = exp(b, nax);
+    let u = b.ins().fadd(one, e);
+    let l = log(b, u);
+    let um1 = b.ins().fsub(u, one);
+    let q = b.ins().fdiv(e, um1);
+    let l1 = b.ins().fmul(l, q);
+    let exact = b.ins().fcmp(FloatCC::Equal, um1, zero);
+    let lp = b.ins().select(exact, e, l1);
+    let m = b.ins().fmax(x, zero);
+    b.ins().fadd(m, lp)
+}
+
+/// Truncated remainder `a - trunc(a / b) * b` (the sign of `a`, like C fmod).
+pub fn frem(b: &mut FunctionBuilder, a: Value, d: Value) -> Value {
+    let q = b.ins().fdiv(a, d);
+    let t = trunc(b, q);
+    let m = b.ins().fmul(t, d);
+    let r = b.ins().fsub(a, m);
+    b.ins().fcopysign(r, a)
+}
+
+/// Floored remainder: the sign of the divisor.
+pub fn fmod_floored(b: &mut FunctionBuilder, a: Value, d: Value) -> Value {
+    let r = frem(b, a, d);
+    let zero = c(b, 0.0);
+    let nonzero = b.ins().fcmp(FloatCC::NotEqual, r, zero);
+    let rn = b.ins().fcmp(FloatCC::LessThan, r, zero);
+    let dn = b.ins().fcmp(FloatCC::LessThan, d, zero);
+    let differ = b.ins().bxor(rn, dn);
+    let fix = b.ins().band(nonzero, differ);
+    let rd = b.ins().fadd(r, d);
+    b.ins().select(fix, rd, r)
+}
+
 /// `a ^ p`: exact sign for negative bases with integral exponents, NaN for
 /// negative bases with fractional exponents, `x^0 = 1`.
 pub fn pow(b: &mut FunctionBuilder, a: Value, p: Value) -> Value {

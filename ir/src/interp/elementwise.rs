@@ -9,6 +9,10 @@ use std::f64::consts::{FRAC_1_SQRT_2, PI};
 /// Applies a unary function elementwise to a float tensor (computed in f64,
 /// rounded once to the result type).
 pub(super) fn unary(op: UnaryOp, x: &Tensor, ty: &TensorType) -> Result<Tensor, String> {
+    if op == UnaryOp::Not {
+        let out: Vec<bool> = bools(x)?.into_iter().map(|v| !v).collect();
+        return from_bools(ty, &out);
+    }
     let f = |v: f64| -> f64 {
         match op {
             UnaryOp::Neg => -v,
@@ -29,6 +33,21 @@ pub(super) fn unary(op: UnaryOp, x: &Tensor, ty: &TensorType) -> Result<Tensor, 
             }
             UnaryOp::Gelu => 0.5 * v * (1.0 + erf(v * FRAC_1_SQRT_2)),
             UnaryOp::GeluTanh => 0.5 * v * (1.0 + ((2.0 / PI).sqrt() * (v + 0.044715 * v * v * v)).tanh()),
+            UnaryOp::Abs => v.abs(),
+            UnaryOp::Sign => {
+                if v > 0.0 {
+                    1.0
+                } else if v < 0.0 {
+                    -1.0
+                } else {
+                    v * 0.0 // 0 stays 0, NaN stays NaN
+                }
+            }
+            UnaryOp::Floor => v.floor(),
+            UnaryOp::Ceil => v.ceil(),
+            UnaryOp::Round => v.round_ties_even(),
+            UnaryOp::Softplus => v.max(0.0) + (-v.abs()).exp().ln_1p(),
+            UnaryOp::Not => f64::NAN, // handled above
         }
     };
     let out: Vec<f32> = floats(x)?.into_iter().map(|v| f(v as f64) as f32).collect();
@@ -97,16 +116,16 @@ pub(super) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor, ty: &TensorType) -> R
             .zip(Offsets::new(out.dims(), &b.shape().broadcast_strides(out)))
     };
     let name = Op::Binary(op).name();
-    if op == BinaryOp::Equal {
-        let eq: Vec<bool> = if a.dtype().is_float() {
+    if op.is_comparison() || op.is_logical() {
+        let out: Vec<bool> = if a.dtype().is_float() {
             let (x, y) = (floats(a)?, floats(b)?);
-            offsets().map(|(i, j)| x[i] == y[j]).collect()
+            offsets().map(|(i, j)| float_binary(op, x[i] as f64, y[j] as f64) != 0.0).collect()
         } else {
             // Integers and bools compare exactly as i64.
             let (x, y) = (a.to_i64_vec().map_err(|e| e.to_string())?, b.to_i64_vec().map_err(|e| e.to_string())?);
-            offsets().map(|(i, j)| x[i] == y[j]).collect()
+            offsets().map(|(i, j)| int_binary(op, x[i], y[j]).map(|v| v != 0)).collect::<Result<_, String>>()?
         };
-        return from_bools(ty, &eq);
+        return from_bools(ty, &out);
     }
     if a.dtype().is_float() {
         let (x, y) = (floats(a)?, floats(b)?);
@@ -129,7 +148,22 @@ fn float_binary(op: BinaryOp, p: f64, q: f64) -> f64 {
         BinaryOp::Mul => p * q,
         BinaryOp::Div => p / q,
         BinaryOp::Pow => p.powf(q),
+        BinaryOp::Min if p.is_nan() || q.is_nan() => f64::NAN,
+        BinaryOp::Min => p.min(q),
+        BinaryOp::Max if p.is_nan() || q.is_nan() => f64::NAN,
+        BinaryOp::Max => p.max(q),
+        BinaryOp::Mod => {
+            let r = p % q;
+            if r != 0.0 && (r < 0.0) != (q < 0.0) { r + q } else { r }
+        }
+        BinaryOp::Rem => p % q,
         BinaryOp::Equal => f64::from(u8::from(p == q)),
+        BinaryOp::Less => f64::from(u8::from(p < q)),
+        BinaryOp::Greater => f64::from(u8::from(p > q)),
+        BinaryOp::LessEqual => f64::from(u8::from(p <= q)),
+        BinaryOp::GreaterEqual => f64::from(u8::from(p >= q)),
+        BinaryOp::And => f64::from(u8::from(p != 0.0 && q != 0.0)),
+        BinaryOp::Or => f64::from(u8::from(p != 0.0 || q != 0.0)),
     }
 }
 
@@ -143,7 +177,21 @@ fn int_binary(op: BinaryOp, p: i64, q: i64) -> Result<i64, String> {
         BinaryOp::Div if q == 0 => Err(format!("integer division by zero ({p} / 0)")),
         BinaryOp::Div => Ok(p.wrapping_div(q)), // truncates toward zero
         BinaryOp::Pow => Err("pow is only defined for float operands".into()),
+        BinaryOp::Min => Ok(p.min(q)),
+        BinaryOp::Max => Ok(p.max(q)),
+        BinaryOp::Mod | BinaryOp::Rem if q == 0 => Err(format!("integer remainder by zero ({p} % 0)")),
+        BinaryOp::Mod => {
+            let r = p.wrapping_rem(q);
+            Ok(if r != 0 && (r < 0) != (q < 0) { r + q } else { r })
+        }
+        BinaryOp::Rem => Ok(p.wrapping_rem(q)),
         BinaryOp::Equal => Ok(i64::from(p == q)),
+        BinaryOp::Less => Ok(i64::from(p < q)),
+        BinaryOp::Greater => Ok(i64::from(p > q)),
+        BinaryOp::LessEqual => Ok(i64::from(p <= q)),
+        BinaryOp::GreaterEqual => Ok(i64::from(p >= q)),
+        BinaryOp::And => Ok(i64::from(p != 0 && q != 0)),
+        BinaryOp::Or => Ok(i64::from(p != 0 || q != 0)),
     }
 }
 
@@ -495,5 +543,62 @@ mod tests {
         let e =
             eval_op(&Op::Trilu { upper: true, k: 0 }, &[&f32s(&[3], &[1.0; 3])], &ty(DType::F32, &[3])).unwrap_err();
         assert!(e.contains("trilu needs rank >= 2"), "{e}");
+    }
+
+    #[test]
+    fn rounding_sign_abs_softplus() {
+        let x = f32s(&[8], &[0.5, 1.5, 2.5, -0.5, -1.5, -2.7, 3.2, 0.0]);
+        let run = |u| eval(Op::Unary(u), &[&x], ty(DType::F32, &[8])).to_vec::<f32>().unwrap();
+        assert_eq!(run(UnaryOp::Round), vec![0.0, 2.0, 2.0, -0.0, -2.0, -3.0, 3.0, 0.0]);
+        assert_eq!(run(UnaryOp::Floor), vec![0.0, 1.0, 2.0, -1.0, -2.0, -3.0, 3.0, 0.0]);
+        assert_eq!(run(UnaryOp::Ceil), vec![1.0, 2.0, 3.0, -0.0, -1.0, -2.0, 4.0, 0.0]);
+        assert_eq!(run(UnaryOp::Sign), vec![1.0, 1.0, 1.0, -1.0, -1.0, -1.0, 1.0, 0.0]);
+        assert_eq!(run(UnaryOp::Abs), vec![0.5, 1.5, 2.5, 0.5, 1.5, 2.7, 3.2, 0.0]);
+        // softplus(0) = ln 2; softplus(3.2) = ln(1 + e^3.2); far below zero it is e^x.
+        let sp = f32s(&[3], &[0.0, 3.2, -30.0]);
+        let got = eval(Op::Unary(UnaryOp::Softplus), &[&sp], ty(DType::F32, &[3])).to_vec::<f32>().unwrap();
+        close(&got, &[std::f64::consts::LN_2, 3.239_953_3, 9.357623e-14], 1e-7);
+        assert!((got[2] as f64 / 9.357623e-14 - 1.0).abs() < 1e-5, "relative accuracy far below zero");
+    }
+
+    #[test]
+    fn min_max_mod_rem() {
+        let a = f32s(&[4], &[-7.0, 7.0, -1.0, f32::NAN]);
+        let b = f32s(&[4], &[3.0, -3.0, 2.0, 1.0]);
+        let run = |o| eval(Op::Binary(o), &[&a, &b], ty(DType::F32, &[4])).to_vec::<f32>().unwrap();
+        let mn = run(BinaryOp::Min);
+        assert_eq!(mn[..3], [-7.0, -3.0, -1.0]);
+        assert!(mn[3].is_nan());
+        assert_eq!(run(BinaryOp::Max)[..3], [3.0, 7.0, 2.0]);
+        assert_eq!(run(BinaryOp::Rem)[..3], [-1.0, 1.0, -1.0]);
+        assert_eq!(run(BinaryOp::Mod)[..3], [2.0, -2.0, 1.0]);
+        let ia = Tensor::from_vec(vec![4], vec![-7i64, 7, -9, 5]).unwrap();
+        let ib = Tensor::from_vec(vec![4], vec![3i64, -3, 4, -3]).unwrap();
+        let ir = |o| eval(Op::Binary(o), &[&ia, &ib], ty(DType::I64, &[4])).to_vec::<i64>().unwrap();
+        assert_eq!(ir(BinaryOp::Mod), vec![2, -2, 3, -1]);
+        assert_eq!(ir(BinaryOp::Rem), vec![-1, 1, -1, 2]);
+        let zero = Tensor::from_vec(vec![1], vec![0i64]).unwrap();
+        let e = eval_op(&Op::Binary(BinaryOp::Mod), &[&ia, &zero], &ty(DType::I64, &[4])).unwrap_err();
+        assert!(e.contains("by zero"), "{e}");
+    }
+
+    #[test]
+    fn comparisons_and_logic() {
+        let a = f32s(&[3], &[1.0, 2.0, 3.0]);
+        let b = f32s(&[1], &[2.0]);
+        let run = |o| eval(Op::Binary(o), &[&a, &b], ty(DType::Bool, &[3])).to_vec::<bool>().unwrap();
+        assert_eq!(run(BinaryOp::Less), vec![true, false, false]);
+        assert_eq!(run(BinaryOp::Greater), vec![false, false, true]);
+        assert_eq!(run(BinaryOp::LessEqual), vec![true, true, false]);
+        assert_eq!(run(BinaryOp::GreaterEqual), vec![false, true, true]);
+        let p = Tensor::from_vec(vec![4], vec![true, true, false, false]).unwrap();
+        let q = Tensor::from_vec(vec![4], vec![true, false, true, false]).unwrap();
+        let l = |o| eval(Op::Binary(o), &[&p, &q], ty(DType::Bool, &[4])).to_vec::<bool>().unwrap();
+        assert_eq!(l(BinaryOp::And), vec![true, false, false, false]);
+        assert_eq!(l(BinaryOp::Or), vec![true, true, true, false]);
+        let n = eval(Op::Unary(UnaryOp::Not), &[&p], ty(DType::Bool, &[4])).to_vec::<bool>().unwrap();
+        assert_eq!(n, vec![false, false, true, true]);
+        let e = eval_op(&Op::Binary(BinaryOp::And), &[&a, &a], &ty(DType::Bool, &[3])).unwrap_err();
+        assert!(e.contains("expects a bool operand"), "{e}");
     }
 }

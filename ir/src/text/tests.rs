@@ -137,6 +137,26 @@ fn every_op_graph() -> Graph {
     let gather = op(&mut g, "gather", Op::Gather { axis: 0 }, &[emb, ids]);
     op(&mut g, "gather1", Op::Gather { axis: 1 }, &[x, idx32]);
 
+    // Ops added after the first version: appended last so the numbering
+    // of the nodes above stays as printed_form_is_stable pins it.
+    for u in [UnaryOp::Abs, UnaryOp::Sign, UnaryOp::Floor, UnaryOp::Ceil, UnaryOp::Round, UnaryOp::Softplus] {
+        op(&mut g, Op::Unary(u).name(), Op::Unary(u), &[x]);
+    }
+    op(&mut g, "not", Op::Unary(UnaryOp::Not), &[cond]);
+    for b in [
+        BinaryOp::Min,
+        BinaryOp::Max,
+        BinaryOp::Mod,
+        BinaryOp::Rem,
+        BinaryOp::Less,
+        BinaryOp::Greater,
+        BinaryOp::LessEqual,
+        BinaryOp::GreaterEqual,
+    ] {
+        op(&mut g, Op::Binary(b).name(), Op::Binary(b), &[x, c3]);
+    }
+    op(&mut g, "and", Op::Binary(BinaryOp::And), &[cond, cond]);
+    op(&mut g, "or", Op::Binary(BinaryOp::Or), &[cond, cond]);
     g.add_output("logits", logits);
     g.add_output("gathered", gather);
     g.add_output("o\"ut\\", mean);
@@ -269,10 +289,32 @@ fn op_table_covers_every_op_name() {
                 | UnaryOp::Sigmoid
                 | UnaryOp::Relu
                 | UnaryOp::Gelu
-                | UnaryOp::GeluTanh,
+                | UnaryOp::GeluTanh
+                | UnaryOp::Abs
+                | UnaryOp::Sign
+                | UnaryOp::Floor
+                | UnaryOp::Ceil
+                | UnaryOp::Round
+                | UnaryOp::Softplus
+                | UnaryOp::Not,
             ) => 2,
             Op::Binary(
-                BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Pow | BinaryOp::Equal,
+                BinaryOp::Add
+                | BinaryOp::Sub
+                | BinaryOp::Mul
+                | BinaryOp::Div
+                | BinaryOp::Pow
+                | BinaryOp::Equal
+                | BinaryOp::Min
+                | BinaryOp::Max
+                | BinaryOp::Mod
+                | BinaryOp::Rem
+                | BinaryOp::Less
+                | BinaryOp::Greater
+                | BinaryOp::LessEqual
+                | BinaryOp::GreaterEqual
+                | BinaryOp::And
+                | BinaryOp::Or,
             ) => 3,
             Op::Clip { .. } | Op::Cast { .. } | Op::Where | Op::Trilu { .. } | Op::MatMul | Op::Conv { .. } => 4,
             Op::Softmax { .. } | Op::LayerNorm { .. } => 5,
@@ -281,8 +323,8 @@ fn op_table_covers_every_op_name() {
             Op::Broadcast | Op::Concat { .. } | Op::Gather { .. } => 8,
         }
     }
-    // 21 variants of Op, 11 unary, 6 binary and 3 reduce kinds.
-    const NAMES: usize = 21 - 3 + 11 + 6 + 3;
+    // 21 variants of Op, 18 unary, 16 binary and 3 reduce kinds.
+    const NAMES: usize = 21 - 3 + 18 + 16 + 3;
 
     let g = every_op_graph();
     let mut names = BTreeSet::new();

@@ -57,7 +57,8 @@ fn check(op: &Op, out: &TensorType, args: &[&TensorType]) -> Result<(), String> 
         }
     }
     let in_dt = args.first().map(|a| a.dtype).unwrap_or(DType::F32);
-    let float_only = matches!(op, Op::Unary(_) | Op::Clip { .. } | Op::Binary(BinaryOp::Pow));
+    let float_only =
+        matches!(op, Op::Clip { .. } | Op::Binary(BinaryOp::Pow)) || matches!(op, Op::Unary(u) if !u.is_logical());
     if float_only && in_dt != DType::F32 {
         return Err(format!("{} on {in_dt} is not supported (f32 only)", op.name()));
     }
@@ -87,6 +88,13 @@ fn scalar(kb: &mut Kb, op: &Op, args: &[&TensorType], out: DType, v: &[Value], i
                 }
                 UnaryOp::Gelu => math::gelu(b, x),
                 UnaryOp::GeluTanh => math::gelu_tanh(b, x),
+                UnaryOp::Abs => b.ins().fabs(x),
+                UnaryOp::Sign => math::sign(b, x),
+                UnaryOp::Floor => math::floor(b, x),
+                UnaryOp::Ceil => math::ceil(b, x),
+                UnaryOp::Round => math::round_half_even(b, x),
+                UnaryOp::Softplus => math::softplus(b, x),
+                UnaryOp::Not => b.ins().icmp_imm_s(IntCC::Equal, x, 0),
             }
         }
         Op::Clip { min, max } => {
@@ -127,18 +135,71 @@ fn binary(kb: &mut Kb, op: BinaryOp, dt: DType, a: Value, c: Value) -> Value {
             BinaryOp::Mul => b.ins().fmul(a, c),
             BinaryOp::Div => b.ins().fdiv(a, c),
             BinaryOp::Pow => math::pow(b, a, c),
+            BinaryOp::Min => b.ins().fmin(a, c),
+            BinaryOp::Max => b.ins().fmax(a, c),
+            BinaryOp::Rem => math::frem(b, a, c),
+            BinaryOp::Mod => math::fmod_floored(b, a, c),
             BinaryOp::Equal => b.ins().fcmp(FloatCC::Equal, a, c),
+            BinaryOp::Less => b.ins().fcmp(FloatCC::LessThan, a, c),
+            BinaryOp::Greater => b.ins().fcmp(FloatCC::GreaterThan, a, c),
+            BinaryOp::LessEqual => b.ins().fcmp(FloatCC::LessThanOrEqual, a, c),
+            BinaryOp::GreaterEqual => b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, c),
+            // Rejected by type inference (bool operands only).
+            BinaryOp::And | BinaryOp::Or => a,
         };
     }
+    let unsigned = matches!(dt, DType::U8 | DType::Bool);
+    let cc = |signed: IntCC, unsigned_cc: IntCC| if unsigned { unsigned_cc } else { signed };
     match op {
         BinaryOp::Add => b.ins().iadd(a, c),
         BinaryOp::Sub => b.ins().isub(a, c),
         BinaryOp::Mul => b.ins().imul(a, c),
+        BinaryOp::Min if unsigned => b.ins().umin(a, c),
+        BinaryOp::Min => b.ins().smin(a, c),
+        BinaryOp::Max if unsigned => b.ins().umax(a, c),
+        BinaryOp::Max => b.ins().smax(a, c),
         BinaryOp::Equal => b.ins().icmp(IntCC::Equal, a, c),
+        BinaryOp::Less => b.ins().icmp(cc(IntCC::SignedLessThan, IntCC::UnsignedLessThan), a, c),
+        BinaryOp::Greater => b.ins().icmp(cc(IntCC::SignedGreaterThan, IntCC::UnsignedGreaterThan), a, c),
+        BinaryOp::LessEqual => b.ins().icmp(cc(IntCC::SignedLessThanOrEqual, IntCC::UnsignedLessThanOrEqual), a, c),
+        BinaryOp::GreaterEqual => {
+            b.ins().icmp(cc(IntCC::SignedGreaterThanOrEqual, IntCC::UnsignedGreaterThanOrEqual), a, c)
+        }
+        BinaryOp::And => b.ins().band(a, c),
+        BinaryOp::Or => b.ins().bor(a, c),
         BinaryOp::Div => int_div(kb, dt, a, c),
+        BinaryOp::Rem => int_rem(kb, dt, a, c, false),
+        BinaryOp::Mod => int_rem(kb, dt, a, c, true),
         // Rejected by `check`.
         BinaryOp::Pow => a,
     }
+}
+
+/// Integer remainder without trapping: truncated (sign of the dividend),
+/// or floored (sign of the divisor) when `floored`. A zero divisor returns
+/// a kernel status.
+fn int_rem(kb: &mut Kb, dt: DType, a: Value, c: Value, floored: bool) -> Value {
+    let is_zero = kb.b.ins().icmp_imm_s(IntCC::Equal, c, 0);
+    kb.return_if(is_zero, STATUS_DIV_BY_ZERO);
+    let b = &mut kb.b;
+    if dt == DType::U8 || dt == DType::Bool {
+        return b.ins().urem(a, c);
+    }
+    let ty = b.func.dfg.value_type(a);
+    // x % -1 is 0; avoid the MIN % -1 overflow case.
+    let minus1 = b.ins().icmp_imm_s(IntCC::Equal, c, -1);
+    let one = b.ins().iconst(ty, 1);
+    let safe = b.ins().select(minus1, one, c);
+    let r = b.ins().srem(a, safe);
+    if !floored {
+        return r;
+    }
+    let nonzero = b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
+    let x = b.ins().bxor(r, c);
+    let differ = b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
+    let fix = b.ins().band(nonzero, differ);
+    let rc = b.ins().iadd(r, c);
+    b.ins().select(fix, rc, r)
 }
 
 /// Integer division truncating toward zero, without trapping: a zero

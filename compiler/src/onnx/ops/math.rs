@@ -1,7 +1,7 @@
 //! Elementwise arithmetic and activations.
 
 use super::{Ctx, ImportFn, Res};
-use nanoc_ir::{BinaryOp, Op, UnaryOp};
+use nanoc_ir::{BinaryOp, NodeId, Op, UnaryOp};
 
 /// The math family's registration table.
 pub(super) const OPS: &[(&str, ImportFn)] = &[
@@ -21,6 +21,33 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("Relu", |c| unary(c, UnaryOp::Relu)),
     ("Gelu", gelu),
     ("Clip", clip),
+    ("Abs", |c| unary(c, UnaryOp::Abs)),
+    ("Sign", |c| unary(c, UnaryOp::Sign)),
+    ("Floor", |c| unary(c, UnaryOp::Floor)),
+    ("Ceil", |c| unary(c, UnaryOp::Ceil)),
+    ("Round", |c| unary(c, UnaryOp::Round)),
+    ("Softplus", |c| unary(c, UnaryOp::Softplus)),
+    ("Not", |c| unary(c, UnaryOp::Not)),
+    ("Min", |c| variadic(c, BinaryOp::Min)),
+    ("Max", |c| variadic(c, BinaryOp::Max)),
+    ("Mod", modulo),
+    ("Less", |c| binary(c, BinaryOp::Less)),
+    ("Greater", |c| binary(c, BinaryOp::Greater)),
+    ("LessOrEqual", |c| binary(c, BinaryOp::LessEqual)),
+    ("GreaterOrEqual", |c| binary(c, BinaryOp::GreaterEqual)),
+    ("And", |c| binary(c, BinaryOp::And)),
+    ("Or", |c| binary(c, BinaryOp::Or)),
+    ("LeakyRelu", leaky_relu),
+    ("PRelu", prelu),
+    ("HardSigmoid", |c| {
+        let (alpha, beta) = (c.attr_float_or("alpha", 0.2)?, c.attr_float_or("beta", 0.5)?);
+        let x = c.input(0)?;
+        let y = hard_sigmoid(c, x, alpha, beta)?;
+        c.set_output(0, y);
+        Ok(())
+    }),
+    ("HardSwish", hard_swish),
+    ("Mish", mish),
 ];
 
 /// A binary elementwise op with numpy broadcasting. Operands must have the
@@ -76,6 +103,88 @@ fn clip(c: &mut Ctx<'_, '_>) -> Res<()> {
     };
     let (min, max) = (min.map_or(f32::NEG_INFINITY, |v| v as f32), max.map_or(f32::INFINITY, |v| v as f32));
     let y = c.add(None, Op::Clip { min, max }, &[x])?;
+    c.set_output(0, y);
+    Ok(())
+}
+
+/// Min/Max over one or more inputs, folded pairwise (with broadcasting).
+fn variadic(c: &mut Ctx<'_, '_>, op: BinaryOp) -> Res<()> {
+    let n = c.num_inputs();
+    if n == 0 {
+        return Err(c.err("needs at least one input"));
+    }
+    let mut acc = c.input(0)?;
+    for i in 1..n {
+        let x = c.input(i)?;
+        acc = c.add(Some(&format!("{}{i}", Op::Binary(op).name())), Op::Binary(op), &[acc, x])?;
+    }
+    c.set_output(0, acc);
+    Ok(())
+}
+
+/// Mod: `fmod=1` is C fmod (sign of the dividend), `fmod=0` the floored
+/// remainder (sign of the divisor), which ONNX allows for integers only.
+fn modulo(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let fmod = c.attr_bool_or("fmod", false)?;
+    let (_, t) = c.input_typed(0)?;
+    if !fmod && t.dtype.is_float() {
+        return Err(c.err("Mod on floats requires fmod=1"));
+    }
+    binary(c, if fmod { BinaryOp::Rem } else { BinaryOp::Mod })
+}
+
+/// `x < 0 ? slope * x : x`.
+fn where_negative(c: &mut Ctx<'_, '_>, x: NodeId, slope: NodeId) -> Res<NodeId> {
+    let dt = c.ty(x).dtype;
+    let zero = c.scalar("zero", dt, 0.0)?;
+    let neg = c.add(Some("is_negative"), Op::Binary(BinaryOp::Less), &[x, zero])?;
+    let scaled = c.add(Some("scaled"), Op::Binary(BinaryOp::Mul), &[x, slope])?;
+    c.add(None, Op::Where, &[neg, scaled, x])
+}
+
+fn leaky_relu(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let alpha = c.attr_float_or("alpha", 0.01)?;
+    let x = c.input(0)?;
+    let dt = c.ty(x).dtype;
+    let slope = c.scalar("alpha", dt, alpha as f64)?;
+    let y = where_negative(c, x, slope)?;
+    c.set_output(0, y);
+    Ok(())
+}
+
+fn prelu(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let x = c.input(0)?;
+    let slope = c.input(1)?;
+    let y = where_negative(c, x, slope)?;
+    c.set_output(0, y);
+    Ok(())
+}
+
+/// `clip(alpha * x + beta, 0, 1)`.
+fn hard_sigmoid(c: &mut Ctx<'_, '_>, x: NodeId, alpha: f32, beta: f32) -> Res<NodeId> {
+    let dt = c.ty(x).dtype;
+    let a = c.scalar("alpha", dt, alpha as f64)?;
+    let b = c.scalar("beta", dt, beta as f64)?;
+    let ax = c.add(Some("scaled"), Op::Binary(BinaryOp::Mul), &[x, a])?;
+    let axb = c.add(Some("shifted"), Op::Binary(BinaryOp::Add), &[ax, b])?;
+    c.add(Some("hard_sigmoid"), Op::Clip { min: 0.0, max: 1.0 }, &[axb])
+}
+
+/// `x * hard_sigmoid(x)` with alpha 1/6, beta 1/2.
+fn hard_swish(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let x = c.input(0)?;
+    let h = hard_sigmoid(c, x, 1.0 / 6.0, 0.5)?;
+    let y = c.add(None, Op::Binary(BinaryOp::Mul), &[x, h])?;
+    c.set_output(0, y);
+    Ok(())
+}
+
+/// `x * tanh(softplus(x))`.
+fn mish(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let x = c.input(0)?;
+    let sp = c.add(Some("softplus"), Op::Unary(UnaryOp::Softplus), &[x])?;
+    let t = c.add(Some("tanh"), Op::Unary(UnaryOp::Tanh), &[sp])?;
+    let y = c.add(None, Op::Binary(BinaryOp::Mul), &[x, t])?;
     c.set_output(0, y);
     Ok(())
 }

@@ -18,6 +18,10 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("ReduceMean", |c| reduce(c, ReduceKind::Mean)),
     ("ReduceSum", |c| reduce(c, ReduceKind::Sum)),
     ("ReduceMax", |c| reduce(c, ReduceKind::Max)),
+    ("LogSoftmax", log_softmax),
+    ("InstanceNormalization", instance_norm),
+    ("GroupNormalization", group_norm),
+    ("RMSNormalization", rms_norm),
 ];
 
 fn matmul(c: &mut Ctx<'_, '_>) -> Res<()> {
@@ -327,6 +331,128 @@ fn reduce(c: &mut Ctx<'_, '_>, kind: ReduceKind) -> Res<()> {
     axes.sort_unstable();
     axes.dedup();
     let y = c.add(None, Op::Reduce { kind, axes, keep_dims }, &[x])?;
+    c.set_output(0, y);
+    Ok(())
+}
+
+/// `x - max - log(sum(exp(x - max)))` along `axis` (stable).
+fn log_softmax(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let (x, tx) = c.input_typed(0)?;
+    let axis = c.axis(c.attr_int_or("axis", -1)?, tx.shape.rank(), "axis")?;
+    let red = |kind| Op::Reduce { kind, axes: vec![axis], keep_dims: true };
+    let m = c.add(Some("max"), red(ReduceKind::Max), &[x])?;
+    let d = c.add(Some("shifted"), Op::Binary(BinaryOp::Sub), &[x, m])?;
+    let e = c.add(Some("exp"), Op::Unary(nanoc_ir::UnaryOp::Exp), &[d])?;
+    let s = c.add(Some("sum"), red(ReduceKind::Sum), &[e])?;
+    let l = c.add(Some("log"), Op::Unary(nanoc_ir::UnaryOp::Log), &[s])?;
+    let y = c.add(None, Op::Binary(BinaryOp::Sub), &[d, l])?;
+    c.set_output(0, y);
+    Ok(())
+}
+
+/// Normalises `x` over dims `axis..` without affine parameters (a layer
+/// norm with scale 1), for the instance/group norm decompositions.
+fn plain_norm(c: &mut Ctx<'_, '_>, x: nanoc_ir::NodeId, axis: usize, epsilon: f32) -> Res<nanoc_ir::NodeId> {
+    let dt = c.ty(x).dtype;
+    let one = c.scalar("one", dt, 1.0)?;
+    c.add(Some("normalized"), Op::LayerNorm { axis, epsilon }, &[x, one])
+}
+
+/// Multiplies by `scale` and adds `bias`, both per channel (dim 1) of `x`.
+fn per_channel_affine(
+    c: &mut Ctx<'_, '_>,
+    x: nanoc_ir::NodeId,
+    scale: nanoc_ir::NodeId,
+    bias: Option<nanoc_ir::NodeId>,
+) -> Res<nanoc_ir::NodeId> {
+    let tx = c.ty(x);
+    let ch = tx.shape.0.get(1).copied().unwrap_or(1);
+    let mut shape = vec![ch];
+    shape.extend(std::iter::repeat_n(1, tx.shape.rank().saturating_sub(2)));
+    let as_column = |c: &mut Ctx<'_, '_>, v: nanoc_ir::NodeId, what: &str| -> Res<nanoc_ir::NodeId> {
+        let tv = c.ty(v);
+        if tv.shape.numel() != ch {
+            return Err(c.err(format!("{what} must have {ch} elements (one per channel), got {tv}")));
+        }
+        let ty = nanoc_ir::TensorType::new(tv.dtype, shape.clone());
+        c.add_typed(Some(&format!("{what}_column")), Op::Reshape, &[v], ty)
+    };
+    let s = as_column(c, scale, "scale")?;
+    let mut y = c.add(Some("scaled"), Op::Binary(BinaryOp::Mul), &[x, s])?;
+    if let Some(b) = bias {
+        let b = as_column(c, b, "bias")?;
+        y = c.add(None, Op::Binary(BinaryOp::Add), &[y, b])?;
+    }
+    Ok(y)
+}
+
+/// InstanceNormalization: normalise each (n, c) over the spatial dims, then
+/// per-channel scale and bias.
+fn instance_norm(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let (x, tx) = c.input_typed(0)?;
+    if tx.shape.rank() < 3 {
+        return Err(c.err(format!("input must be N x C x D1 ..., got {tx}")));
+    }
+    let eps = c.attr_float_or("epsilon", 1e-5)?;
+    let (scale, bias) = (c.input(1)?, c.input(2)?);
+    let n = plain_norm(c, x, 2, eps)?;
+    let y = per_channel_affine(c, n, scale, Some(bias))?;
+    c.set_output(0, y);
+    Ok(())
+}
+
+/// GroupNormalization: reshape to [N, G, C/G * spatial], normalise each
+/// group, reshape back, per-channel scale and bias (opset 21 semantics; the
+/// opset-18 per-group scale/bias are expanded when they are constants).
+fn group_norm(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let (x, tx) = c.input_typed(0)?;
+    let eps = c.attr_float_or("epsilon", 1e-5)?;
+    let groups = c.attr_int("num_groups")?.ok_or_else(|| c.err("missing attribute `num_groups`"))?;
+    let d = &tx.shape.0;
+    if d.len() < 3 || groups <= 0 || d[1] % groups as usize != 0 {
+        return Err(c.err(format!("num_groups {groups} must divide the channels of {tx}")));
+    }
+    let g = groups as usize;
+    let rest: usize = d[1..].iter().product::<usize>() / g;
+    let grouped = nanoc_ir::TensorType::new(tx.dtype, vec![d[0], g, rest]);
+    let xg = c.add_typed(Some("grouped"), Op::Reshape, &[x], grouped)?;
+    let n = plain_norm(c, xg, 2, eps)?;
+    let back = c.add_typed(Some("ungrouped"), Op::Reshape, &[n], tx.clone())?;
+    let mut params = Vec::new();
+    for i in [1, 2] {
+        let p = c.input(i)?;
+        let tp = c.ty(p);
+        if tp.shape.numel() == g && g != d[1] {
+            let Some(t) = c.const_input(i).cloned() else {
+                return Err(c.err("per-group scale/bias (opset 18) must be constants"));
+            };
+            let per = d[1] / g;
+            let v: Vec<f64> = t.to_f64_vec().into_iter().flat_map(|v| std::iter::repeat_n(v, per)).collect();
+            let t = tensor_from_f64(tp.dtype, vec![d[1]], &v).map_err(|m| c.err(m))?;
+            params.push(c.add_const(Some(if i == 1 { "scale_per_channel" } else { "bias_per_channel" }), t));
+        } else {
+            params.push(p);
+        }
+    }
+    let y = per_channel_affine(c, back, params[0], Some(params[1]))?;
+    c.set_output(0, y);
+    Ok(())
+}
+
+/// RMSNormalization (opset 23): `x / sqrt(mean(x^2 over axis..) + eps) * scale`.
+fn rms_norm(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let (x, tx) = c.input_typed(0)?;
+    let scale = c.input(1)?;
+    let axis = c.axis(c.attr_int_or("axis", -1)?, tx.shape.rank(), "axis")?;
+    let eps = c.attr_float_or("epsilon", 1e-5)?;
+    let sq = c.add(Some("square"), Op::Binary(BinaryOp::Mul), &[x, x])?;
+    let axes: Vec<usize> = (axis..tx.shape.rank()).collect();
+    let ms = c.add(Some("mean_square"), Op::Reduce { kind: ReduceKind::Mean, axes, keep_dims: true }, &[sq])?;
+    let e = c.scalar("epsilon", tx.dtype, eps as f64)?;
+    let v = c.add(Some("plus_eps"), Op::Binary(BinaryOp::Add), &[ms, e])?;
+    let r = c.add(Some("rms"), Op::Unary(nanoc_ir::UnaryOp::Sqrt), &[v])?;
+    let n = c.add(Some("normalized"), Op::Binary(BinaryOp::Div), &[x, r])?;
+    let y = c.add(None, Op::Binary(BinaryOp::Mul), &[n, scale])?;
     c.set_output(0, y);
     Ok(())
 }
