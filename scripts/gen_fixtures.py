@@ -377,6 +377,35 @@ def build_cnn():
 UNSUPPORTED_OPS = {"Celu": 1, "Hardmax": 2, "LpNormalization": 1}
 
 
+def build_qdq_cnn():
+    """The CNN fixture quantised to int8 QDQ form by onnxruntime's own tool
+    (quantize_static, MinMax calibration on fixed random images, per-channel
+    weights, u8 activations / s8 weights)."""
+    import tempfile
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    model, feeds = build_cnn()
+    rng = rng_for("qdq_cnn")
+    calib = [{"image": randn(rng, [1, 3, 16, 16])} for _ in range(8)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(calib)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "qdq.onnx"
+        src.write_bytes(model.SerializeToString())
+        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True)
+        q = onnx.load(str(dst))
+    # Drop metadata that names the tool version, so regeneration is stable.
+    del q.metadata_props[:]
+    return q, feeds
+
+
 def build_unsupported():
     rng = rng_for("unsupported")
     N = helper.make_node
@@ -994,6 +1023,137 @@ def register_more_elementwise_and_norm_cases(R, single, unary_fn=None):
 
     OPS.append(("rmsnorm", rmsnorm))
 
+def register_quant_cases():
+    """Quantisation cases (issue #3): Quantize/DequantizeLinear per tensor,
+    per axis and blocked, dynamic quantisation, and the integer and QLinear
+    matmul/conv ops."""
+    R = lambda name: rng_for("ops/" + name)  # noqa: E731
+    u8 = lambda a: np.asarray(a, dtype=np.uint8)  # noqa: E731
+    s8 = lambda a: np.asarray(a, dtype=np.int8)  # noqa: E731
+
+    def case(name, opset=DEFAULT_OPSET):
+        return Case(name, opset)
+
+    def q_per_tensor():
+        c = case("quantizelinear_u8_per_tensor")
+        c.input("x", c.randn([2, 3, 4], 3.0))
+        c.init("s", f32(0.05)); c.init("z", u8(128))
+        c.node("QuantizeLinear", ["x", "s", "z"], ["y"]); c.output("y", np.uint8)
+        return c.finish()
+
+    def q_per_axis():
+        c = case("quantizelinear_i8_per_axis")
+        c.input("x", c.randn([2, 3, 4], 2.0))
+        c.init("s", f32([0.02, 0.05, 0.1])); c.init("z", s8([0, -3, 5]))
+        c.node("QuantizeLinear", ["x", "s", "z"], ["y"], axis=1); c.output("y", np.int8)
+        return c.finish()
+
+    def q_blocked():
+        c = case("quantizelinear_i8_blocked", 21)
+        c.input("x", c.randn([2, 8], 2.0))
+        c.init("s", f32([[0.02, 0.04], [0.03, 0.05]])); c.init("z", s8([[0, 1], [-2, 3]]))
+        c.node("QuantizeLinear", ["x", "s", "z"], ["y"], axis=1, block_size=4); c.output("y", np.int8)
+        return c.finish()
+
+    def dq_u8():
+        c = case("dequantizelinear_u8")
+        c.input("x", u8(R("dequantizelinear_u8").integers(0, 256, [2, 3, 4])))
+        c.init("s", f32(0.1)); c.init("z", u8(120))
+        c.node("DequantizeLinear", ["x", "s", "z"], ["y"]); c.output("y")
+        return c.finish()
+
+    def dq_per_axis():
+        c = case("dequantizelinear_i8_per_axis")
+        c.input("x", s8(R("dequantizelinear_i8_per_axis").integers(-128, 128, [4, 3])))
+        c.init("s", f32([0.5, 0.25, 2.0])); c.init("z", s8([1, 0, -1]))
+        c.node("DequantizeLinear", ["x", "s", "z"], ["y"], axis=1); c.output("y")
+        return c.finish()
+
+    def dq_weights_matmul():
+        # The QDQ weight pattern: constant int8 weights, per-channel scales, then MatMul.
+        c = case("dequantize_weights_matmul")
+        r = R("dequantize_weights_matmul")
+        c.input("x", randn(r, [3, 6]))
+        c.init("w", s8(r.integers(-127, 128, [6, 4])))
+        c.init("s", f32(r.uniform(0.005, 0.02, [4]))); c.init("z", s8([0, 0, 0, 0]))
+        c.node("DequantizeLinear", ["w", "s", "z"], ["wf"], axis=1)
+        c.node("MatMul", ["x", "wf"], ["y"]); c.output("y")
+        return c.finish()
+
+    def dq_i32_bias():
+        c = case("dequantizelinear_i32_no_zero_point")
+        c.input("x", np.asarray(R("dequantizelinear_i32_no_zero_point").integers(-5000, 5000, [5]), np.int32))
+        c.init("s", f32(0.001))
+        c.node("DequantizeLinear", ["x", "s"], ["y"]); c.output("y")
+        return c.finish()
+
+    def dq_blocked():
+        c = case("dequantizelinear_i8_blocked", 21)
+        c.input("x", s8(R("dequantizelinear_i8_blocked").integers(-128, 128, [4, 6])))
+        c.init("s", f32(R("dequantizelinear_i8_blocked_s").uniform(0.01, 0.1, [2, 6])))
+        c.init("z", s8(np.zeros([2, 6])))
+        c.node("DequantizeLinear", ["x", "s", "z"], ["y"], axis=0, block_size=2); c.output("y")
+        return c.finish()
+
+    def dynq():
+        c = case("dynamicquantizelinear")
+        c.input("x", c.randn([3, 5], 2.0))
+        c.node("DynamicQuantizeLinear", ["x"], ["y", "y_scale", "y_zero_point"])
+        c.output("y", np.uint8); c.output("y_scale"); c.output("y_zero_point", np.uint8)
+        return c.finish()
+
+    def mmi():
+        c = case("matmulinteger_u8_i8")
+        r = R("matmulinteger_u8_i8")
+        c.input("a", u8(r.integers(0, 256, [3, 4])))
+        c.init("b", s8(r.integers(-128, 128, [4, 5])))
+        c.init("az", u8(130)); c.init("bz", s8([1, -2, 0, 3, -1]))
+        c.node("MatMulInteger", ["a", "b", "az", "bz"], ["y"]); c.output("y", np.int32)
+        return c.finish()
+
+    def convi():
+        c = case("convinteger_u8")
+        r = R("convinteger_u8")
+        c.input("x", u8(r.integers(0, 256, [1, 2, 5, 5])))
+        c.init("w", u8(r.integers(0, 256, [3, 2, 3, 3])))
+        c.init("xz", u8(128)); c.init("wz", u8(127))
+        c.node("ConvInteger", ["x", "w", "xz", "wz"], ["y"], pads=[1, 1, 1, 1]); c.output("y", np.int32)
+        return c.finish()
+
+    def qlmm():
+        c = case("qlinearmatmul_u8")
+        r = R("qlinearmatmul_u8")
+        c.input("a", u8(r.integers(0, 256, [3, 4])))
+        c.init("as", f32(0.02)); c.init("az", u8(128))
+        c.init("b", u8(r.integers(0, 256, [4, 5]))); c.init("bs", f32(0.03)); c.init("bz", u8(125))
+        c.init("ys", f32(0.05)); c.init("yz", u8(100))
+        c.node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["y"]); c.output("y", np.uint8)
+        return c.finish()
+
+    def qlconv():
+        c = case("qlinearconv_u8_i8_per_channel")
+        r = R("qlinearconv_u8_i8_per_channel")
+        c.input("x", u8(r.integers(0, 256, [1, 2, 5, 5])))
+        c.init("xs", f32(0.02)); c.init("xz", u8(128))
+        # 7-bit weights ("reduce_range"): onnxruntime's u8 x s8 kernels add
+        # pairs of products in int16, which saturates with full-range weights
+        # and gives results that differ from the ONNX definition.
+        c.init("w", s8(r.integers(-64, 64, [3, 2, 3, 3])))
+        c.init("ws", f32([0.01, 0.02, 0.015])); c.init("wz", s8([0, 0, 0]))
+        c.init("ys", f32(0.1)); c.init("yz", u8(120))
+        c.init("b", np.asarray(r.integers(-2000, 2000, [3]), np.int32))
+        c.node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], ["y"], pads=[1, 1, 1, 1])
+        c.output("y", np.uint8)
+        return c.finish()
+
+    for name, fn in [("quantizelinear_u8_per_tensor", q_per_tensor), ("quantizelinear_i8_per_axis", q_per_axis),
+                     ("quantizelinear_i8_blocked", q_blocked), ("dequantizelinear_u8", dq_u8),
+                     ("dequantizelinear_i8_per_axis", dq_per_axis), ("dequantize_weights_matmul", dq_weights_matmul),
+                     ("dequantizelinear_i32_no_zero_point", dq_i32_bias), ("dequantizelinear_i8_blocked", dq_blocked),
+                     ("dynamicquantizelinear", dynq), ("matmulinteger_u8_i8", mmi), ("convinteger_u8", convi),
+                     ("qlinearmatmul_u8", qlmm), ("qlinearconv_u8_i8_per_channel", qlconv)]:
+        OPS.append((name, fn))
+
 # --------------------------------------------------------------------------- #
 # main
 # --------------------------------------------------------------------------- #
@@ -1008,7 +1168,7 @@ def summarize(name: str, model: onnx.ModelProto, feeds, outs) -> str:
 def main() -> int:
     FIXTURES.mkdir(parents=True, exist_ok=True)
     for name, build in [("gpt2", build_gpt2), ("mlp", build_mlp), ("cnn", build_cnn),
-                        ("unsupported", build_unsupported)]:
+                        ("unsupported", build_unsupported), ("qdq_cnn", build_qdq_cnn)]:
         model, feeds = build()
         outs = write_fixture(name, model, feeds)
         print(summarize(name, model, feeds, outs))
@@ -1021,6 +1181,7 @@ def main() -> int:
         "".join(f"{op} {n}\n" for op, n in sorted(UNSUPPORTED_OPS.items())))
 
     register_all_cases()
+    register_quant_cases()
     names = [n for n, _ in OPS]
     dupes = {n for n in names if names.count(n) > 1}
     assert not dupes, dupes

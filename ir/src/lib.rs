@@ -22,6 +22,6 @@ pub mod weights;
 pub use dtype::DType;
 pub use error::{IrError, Result};
 pub use graph::{Graph, Node, NodeId};
-pub use ops::{BinaryOp, Op, OpClass, ReduceKind, UnaryOp, Window, matmul_shape};
+pub use ops::{BinaryOp, Op, OpClass, ReduceKind, UnaryOp, Window, matmul_shape, quant_param_map};
 pub use shape::{Shape, TensorType};
 pub use tensor::{Bytes, Element, Tensor};

@@ -246,6 +246,29 @@ pub enum Op {
         count_include_pad: bool,
     },
 
+    // ---- quantisation -------------------------------------------------
+    /// `(x - zero_point) * scale` as f32. Operands: x (i8, u8 or i32), scale
+    /// (f32) and an optional zero point (x's dtype). The parameters' shape
+    /// gives the granularity (see [`quant_param_map`]): per tensor, per
+    /// `axis`, or in blocks of `block` along `axis`.
+    Dequantize {
+        /// Quantisation axis (per-axis and blocked).
+        axis: usize,
+        /// Block size along `axis` (0 = not blocked).
+        block: usize,
+    },
+    /// `saturate(round_half_even(x / scale) + zero_point)` to `to` (i8 or
+    /// u8). Operands: x (f32), scale (f32), optional zero point (`to`).
+    /// Granularity as for dequantize.
+    Quantize {
+        /// Quantisation axis (per-axis and blocked).
+        axis: usize,
+        /// Block size along `axis` (0 = not blocked).
+        block: usize,
+        /// Result dtype.
+        to: DType,
+    },
+
     // ---- movement -----------------------------------------------------
     /// Same elements, new shape (the node's type).
     Reshape,
@@ -359,6 +382,8 @@ impl Op {
             Op::Broadcast => "broadcast",
             Op::Concat { .. } => "concat",
             Op::Gather { .. } => "gather",
+            Op::Dequantize { .. } => "dequantize",
+            Op::Quantize { .. } => "quantize",
         }
     }
 
@@ -378,6 +403,7 @@ impl Op {
             | Op::Broadcast
             | Op::Concat { .. }
             | Op::Gather { .. } => OpClass::Movement,
+            Op::Dequantize { .. } | Op::Quantize { .. } => OpClass::Elementwise,
         }
     }
 
@@ -391,6 +417,7 @@ impl Op {
             Op::Binary(_) | Op::MatMul | Op::Gather { .. } => (2, 2),
             Op::Where => (3, 3),
             Op::Conv { .. } | Op::LayerNorm { .. } => (2, 3),
+            Op::Dequantize { .. } | Op::Quantize { .. } => (2, 3),
             Op::Concat { .. } => (1, usize::MAX),
         }
     }
@@ -617,6 +644,42 @@ impl Op {
                 }
                 Ok(TensorType::new(first.dtype, out))
             }
+            Op::Dequantize { axis, block } | Op::Quantize { axis, block, .. } => {
+                let (x, scale) = (args[0], args[1]);
+                let (in_ok, out) = match self {
+                    Op::Quantize { to, .. } => {
+                        if !matches!(to, DType::I8 | DType::U8) {
+                            return Err(format!("quantize produces i8 or u8, not {to}"));
+                        }
+                        (x.dtype == DType::F32, *to)
+                    }
+                    _ => (matches!(x.dtype, DType::I8 | DType::U8 | DType::I32), DType::F32),
+                };
+                if !in_ok {
+                    return Err(format!("{} does not take {x}", self.name()));
+                }
+                if scale.dtype != DType::F32 {
+                    return Err(format!("{} scale must be f32, got {scale}", self.name()));
+                }
+                for p in &args[1..] {
+                    if quant_param_map(&x.shape, &p.shape, *axis, *block).is_none() {
+                        return Err(format!(
+                            "{} parameter {p} fits neither per-tensor, per-axis ({axis}) nor blocked ({block}) use on {x}",
+                            self.name()
+                        ));
+                    }
+                }
+                if let Some(zp) = args.get(2) {
+                    let want = if matches!(self, Op::Quantize { .. }) { out } else { x.dtype };
+                    if zp.dtype != want || zp.shape.numel() != scale.shape.numel() {
+                        return Err(format!(
+                            "{} zero point {zp} must be {want} shaped like the scale {scale}",
+                            self.name()
+                        ));
+                    }
+                }
+                Ok(TensorType::new(out, x.shape.clone()))
+            }
             Op::Gather { axis } => {
                 let (data, idx) = (args[0], args[1]);
                 axis_ok(*axis, data.shape.rank())?;
@@ -630,6 +693,35 @@ impl Op {
             }
         }
     }
+}
+
+/// How a quantisation parameter (scale or zero point) of shape `p` maps
+/// onto a tensor of shape `x`: for each dim `d` of x, the element index
+/// `i_d` contributes `(i_d / divisor) * stride` to the parameter's index.
+/// A scalar (or one-element) parameter is per tensor; a vector of length
+/// `x[axis]` is per axis; a tensor shaped like x with dim `axis` equal to
+/// `ceil(x[axis] / block)` is blocked. `None` if `p` fits none of these.
+pub fn quant_param_map(x: &Shape, p: &Shape, axis: usize, block: usize) -> Option<Vec<(usize, usize)>> {
+    let r = x.rank();
+    if p.checked_numel()? == 1 {
+        return Some(vec![(1, 0); r]);
+    }
+    if axis >= r {
+        return None;
+    }
+    if block == 0 {
+        if p.rank() == 1 && p.0[0] == x.0[axis] {
+            return Some((0..r).map(|d| if d == axis { (1, 1) } else { (1, 0) }).collect());
+        }
+        return None;
+    }
+    let fits =
+        p.rank() == r && (0..r).all(|d| if d == axis { p.0[d] == x.0[d].div_ceil(block) } else { p.0[d] == x.0[d] });
+    if !fits {
+        return None;
+    }
+    let ps = p.strides();
+    Some((0..r).map(|d| (if d == axis { block } else { 1 }, ps[d])).collect())
 }
 
 /// Result shape of a numpy matmul, or an error naming the mismatch.

@@ -53,3 +53,22 @@ fn gpt2_other_sequence_length() {
     let bundle = run_bundle(&g, &[("input_ids".into(), short)], "gpt2_seq7").unwrap();
     compare_all("bundle vs interp", &bundle, &interp, RTOL, ATOL).unwrap();
 }
+
+/// The CNN quantised by onnxruntime's own tool (`quantize_static`, QDQ
+/// form, per-channel int8 weights, `scripts/gen_fixtures.py`): nanoc does
+/// the same float arithmetic between Quantize/Dequantize pairs as
+/// onnxruntime, with the same rounding (half to even) and saturation, so the
+/// usual f32 tolerance holds (measured: bit-exact on this fixture).
+#[test]
+fn qdq_cnn_from_onnxruntime_quantizer() {
+    let f = fixture("qdq_cnn");
+    let g = f.import().unwrap();
+    let ops: Vec<&str> = g.node_ids().iter().map(|&id| g.node(id).op.name()).collect();
+    assert!(ops.contains(&"quantize") && ops.contains(&"dequantize"), "{ops:?}");
+    let interp = run_interp(&g, &f.ordered_inputs(&g)).unwrap();
+    compare_all("interp vs onnxruntime", &interp, &f.outputs, RTOL, ATOL).unwrap();
+    let jit = run_jit(&g, &f.inputs).unwrap();
+    compare_all("jit vs onnxruntime", &jit, &f.outputs, RTOL, ATOL).unwrap();
+    let bundle = run_bundle(&g, &f.inputs, "qdq_cnn").unwrap();
+    compare_all("bundle vs onnxruntime", &bundle, &f.outputs, RTOL, ATOL).unwrap();
+}

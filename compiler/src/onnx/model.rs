@@ -50,6 +50,21 @@ impl Importer<'_> {
             _ => None,
         }
     }
+
+    /// The value of `id` if it is computable at import: a constant, or an
+    /// op the importer deliberately left unfolded (dequantize of constant
+    /// weights), evaluated on demand for importers that need the value.
+    pub fn value_of(&self, id: NodeId) -> Option<Tensor> {
+        if let Some(t) = self.const_of(id) {
+            return Some(t.clone());
+        }
+        let n = self.g.node(id);
+        if !matches!(n.op, nanoc_ir::Op::Dequantize { .. }) {
+            return None;
+        }
+        let args: Option<Vec<&Tensor>> = self.g.args(id).into_iter().map(|a| self.const_of(a)).collect();
+        nanoc_ir::interp::eval_op(&n.op, &args?, &n.ty).ok()
+    }
 }
 
 /// Decodes and imports a model.

@@ -17,6 +17,7 @@ mod elementwise;
 mod linalg;
 mod movement;
 mod norm;
+mod quant;
 mod reduce;
 
 use crate::{Bytes, DType, Graph, IrError, NodeId, Op, Tensor, TensorType, Window};
@@ -73,6 +74,8 @@ pub fn eval_op(op: &Op, args: &[&Tensor], ty: &TensorType) -> std::result::Resul
             let (data, indices) = two(args)?;
             movement::gather(data, indices, *axis, ty)
         }
+        Op::Dequantize { axis, block } => quant::dequantize(args, *axis, *block, ty),
+        Op::Quantize { axis, block, .. } => quant::quantize(args, *axis, *block, ty),
     }
 }
 

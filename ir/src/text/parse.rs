@@ -117,6 +117,12 @@ pub(super) const OPS: &[OpDef] = &[
         steps: a.i64_list("steps")?
     })),
     op!("broadcast", Op::Broadcast),
+    op!("dequantize", &["axis", "block"], |a| Ok(Op::Dequantize { axis: a.usize("axis")?, block: a.usize("block")? })),
+    op!("quantize", &["axis", "block", "to"], |a| Ok(Op::Quantize {
+        axis: a.usize("axis")?,
+        block: a.usize("block")?,
+        to: a.dtype("to")?
+    })),
     op!("concat", AXIS, |a| Ok(Op::Concat { axis: a.usize("axis")? })),
     op!("gather", AXIS, |a| Ok(Op::Gather { axis: a.usize("axis")? })),
 ];

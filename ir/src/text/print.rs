@@ -153,6 +153,10 @@ pub(super) fn attributes(op: &Op) -> Vec<(&'static str, String)> {
         | Op::Broadcast => Vec::new(),
         Op::Clip { min, max } => vec![("min", fmt_f32(*min)), ("max", fmt_f32(*max))],
         Op::Cast { to } => vec![("to", to.name().to_string())],
+        Op::Dequantize { axis, block } => vec![("axis", axis.to_string()), ("block", block.to_string())],
+        Op::Quantize { axis, block, to } => {
+            vec![("axis", axis.to_string()), ("block", block.to_string()), ("to", to.name().to_string())]
+        }
         Op::Trilu { upper, k } => vec![("upper", upper.to_string()), ("k", k.to_string())],
         Op::Conv { window: w, group } => {
             let mut a = window(w);

@@ -157,6 +157,8 @@ fn every_op_graph() -> Graph {
     }
     op(&mut g, "and", Op::Binary(BinaryOp::And), &[cond, cond]);
     op(&mut g, "or", Op::Binary(BinaryOp::Or), &[cond, cond]);
+    let q = op(&mut g, "quantize", Op::Quantize { axis: 1, block: 0, to: I8 }, &[x, scale]);
+    op(&mut g, "dequantize", Op::Dequantize { axis: 1, block: 0 }, &[q, scale]);
     g.add_output("logits", logits);
     g.add_output("gathered", gather);
     g.add_output("o\"ut\\", mean);
@@ -321,10 +323,11 @@ fn op_table_covers_every_op_name() {
             Op::Reduce { kind: ReduceKind::Sum | ReduceKind::Mean | ReduceKind::Max, .. } => 6,
             Op::MaxPool { .. } | Op::AvgPool { .. } | Op::Reshape | Op::Transpose { .. } | Op::Slice { .. } => 7,
             Op::Broadcast | Op::Concat { .. } | Op::Gather { .. } => 8,
+            Op::Dequantize { .. } | Op::Quantize { .. } => 9,
         }
     }
-    // 21 variants of Op, 18 unary, 16 binary and 3 reduce kinds.
-    const NAMES: usize = 21 - 3 + 18 + 16 + 3;
+    // 23 variants of Op, 18 unary, 16 binary and 3 reduce kinds.
+    const NAMES: usize = 23 - 3 + 18 + 16 + 3;
 
     let g = every_op_graph();
     let mut names = BTreeSet::new();

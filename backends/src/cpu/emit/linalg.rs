@@ -11,7 +11,12 @@ use nanoc_ir::{DType, Node, Shape, TensorType, Window};
 
 /// `out[b.., m, n] = sum_k a[b.., m, k] * b[b.., k, n]`.
 pub(super) fn matmul(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(), String> {
-    require_f32("matmul", &[args[0], args[1], &node.ty])?;
+    let dt = node.ty.dtype;
+    if !matches!(dt, DType::F32 | DType::I32 | DType::I64) {
+        return Err(format!("matmul on {} is not supported (f32, i32, i64)", node.ty));
+    }
+    let acc_ty = crate::cpu::kernel::reg_type(dt).ok_or("unsupported dtype")?;
+    let float = dt == DType::F32;
     let (a, b) = (&args[0].shape, &args[1].shape);
     // Promote rank-1 operands; the output layout is unchanged by the
     // dropped unit dims.
@@ -40,24 +45,29 @@ pub(super) fn matmul(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(
         a_ivs.push(mn[0]);
         let abase = kb.index(0, &a_ivs, &a_s);
         let bbase = kb.index(0, ivs, &b_s);
-        let zero = kb.f32c(0.0);
-        let acc = kb.var(F32, zero);
+        let zero = if float { kb.f32c(0.0) } else { kb.b.ins().iconst(acc_ty, 0) };
+        let acc = kb.var(acc_ty, zero);
         let (pa, pb) = (kb.arg(1), kb.arg(2));
         kb.for_n(k, &mut |kb, kk| {
             let ai = kb.b.ins().iadd(abase, kk);
-            let x = kb.load(DType::F32, pa, ai);
+            let x = kb.load(dt, pa, ai);
             let t = kb.b.ins().imul_imm_s(kk, ni);
             let bi = kb.b.ins().iadd(bbase, t);
-            let y = kb.load(DType::F32, pb, bi);
-            let p = kb.b.ins().fmul(x, y);
+            let y = kb.load(dt, pb, bi);
             let cur = kb.b.use_var(acc);
-            let s = kb.b.ins().fadd(cur, p);
+            let s = if float {
+                let p = kb.b.ins().fmul(x, y);
+                kb.b.ins().fadd(cur, p)
+            } else {
+                let p = kb.b.ins().imul(x, y);
+                kb.b.ins().iadd(cur, p)
+            };
             kb.b.def_var(acc, s);
         });
         let oi = kb.index(0, ivs, &out_strides);
         let v = kb.b.use_var(acc);
         let o = kb.arg(0);
-        kb.store(DType::F32, o, oi, v);
+        kb.store(dt, o, oi, v);
     });
     out_strides.clear();
     Ok(())

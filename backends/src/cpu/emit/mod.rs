@@ -7,6 +7,7 @@ mod elementwise;
 mod linalg;
 mod movement;
 mod norm;
+mod quant;
 mod reduce;
 
 use super::kernel::Kb;
@@ -33,6 +34,8 @@ pub fn emit(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(), String
         Op::Broadcast => movement::broadcast(kb, node, args),
         Op::Concat { axis } => movement::concat(kb, node, args, *axis),
         Op::Gather { axis } => movement::gather(kb, node, args, *axis),
+        Op::Dequantize { axis, block } => quant::dequantize(kb, node, args, *axis, *block),
+        Op::Quantize { axis, block, .. } => quant::quantize(kb, node, args, *axis, *block),
     }
 }
 

@@ -16,6 +16,7 @@ use nanoc_ir::{DType, NodeId, Op, Tensor, TensorType};
 
 mod math;
 mod nn;
+mod quant;
 mod shape;
 
 #[cfg(test)]
@@ -36,12 +37,17 @@ pub(crate) fn lookup(domain: &str, op_type: &str) -> Option<ImportFn> {
     if !(domain.is_empty() || domain == "ai.onnx") {
         return None;
     }
-    [math::OPS, nn::OPS, shape::OPS].into_iter().flatten().find(|(name, _)| *name == op_type).map(|&(_, f)| f)
+    [math::OPS, nn::OPS, quant::OPS, shape::OPS]
+        .into_iter()
+        .flatten()
+        .find(|(name, _)| *name == op_type)
+        .map(|&(_, f)| f)
 }
 
 /// Every supported (default-domain) op type, sorted.
 pub(crate) fn supported_ops() -> Vec<&'static str> {
-    let mut v: Vec<&'static str> = [math::OPS, nn::OPS, shape::OPS].into_iter().flatten().map(|&(n, _)| n).collect();
+    let mut v: Vec<&'static str> =
+        [math::OPS, nn::OPS, quant::OPS, shape::OPS].into_iter().flatten().map(|&(n, _)| n).collect();
     v.sort_unstable();
     v
 }
@@ -235,9 +241,9 @@ impl<'a, 'b> Ctx<'a, 'b> {
 
     /// The constant value of input `i`, which must be present and constant.
     pub fn require_const(&self, i: usize) -> Res<Tensor> {
-        self.input(i)?;
-        match self.const_input(i) {
-            Some(t) => Ok(t.clone()),
+        let id = self.input(i)?;
+        match self.imp.value_of(id) {
+            Some(t) => Ok(t),
             None => Err(self.err(format!(
                 "input {i} `{}` must be a constant (an initializer or computable at import), but it depends on graph inputs",
                 self.node.input.get(i).map(String::as_str).unwrap_or("")
@@ -305,7 +311,10 @@ impl<'a, 'b> Ctx<'a, 'b> {
             return Err(self.err(format!("{} result {ty} is too large", op.name())));
         };
         let consts: Option<Vec<&Tensor>> = args.iter().map(|&a| self.imp.const_of(a)).collect();
-        if let Some(consts) = consts.filter(|c| !c.is_empty() && bytes <= MAX_FOLD_BYTES) {
+        // Dequantize of constant weights stays a node: the weights stay
+        // quantised in the bundle and the optimiser can see the pattern.
+        let foldable = !matches!(op, Op::Dequantize { .. });
+        if let Some(consts) = consts.filter(|c| foldable && !c.is_empty() && bytes <= MAX_FOLD_BYTES) {
             let t = nanoc_ir::interp::eval_op(&op, &consts, &ty)
                 .map_err(|m| self.err(format!("constant folding {} failed: {m}", op.name())))?;
             if t.ty() != &ty {

@@ -165,9 +165,25 @@ fn spatial(c: &Ctx<'_, '_>, ty: &nanoc_ir::TensorType) -> Res<Vec<usize>> {
 }
 
 fn conv(c: &mut Ctx<'_, '_>) -> Res<()> {
-    let (x, tx) = c.input_typed(0)?;
-    let (w, tw) = c.input_typed(1)?;
+    let x = c.input(0)?;
+    let w = c.input(1)?;
     let bias = c.opt_input(2)?;
+    let y = conv_node(c, x, w, bias, None)?;
+    c.set_output(0, y);
+    Ok(())
+}
+
+/// A conv node from this node's attributes (kernel_shape, strides, pads,
+/// dilations, group, auto_pad) over the given operands; shared with the
+/// quantised convolutions.
+pub(super) fn conv_node(
+    c: &mut Ctx<'_, '_>,
+    x: nanoc_ir::NodeId,
+    w: nanoc_ir::NodeId,
+    bias: Option<nanoc_ir::NodeId>,
+    suffix: Option<&str>,
+) -> Res<nanoc_ir::NodeId> {
+    let (tx, tw) = (c.ty(x), c.ty(w));
     let sp = spatial(c, &tx)?;
     if tw.shape.rank() != tx.shape.rank() {
         return Err(c.err(format!("weight {tw} must have the rank of the input {tx}")));
@@ -190,9 +206,7 @@ fn conv(c: &mut Ctx<'_, '_>) -> Res<()> {
     let (window, _) = window(c, &sp, kernel, false)?;
     let mut args = vec![x, w];
     args.extend(bias);
-    let y = c.add(None, Op::Conv { window, group }, &args)?;
-    c.set_output(0, y);
-    Ok(())
+    c.add(suffix, Op::Conv { window, group }, &args)
 }
 
 fn pool_kernel(c: &Ctx<'_, '_>) -> Res<Vec<usize>> {
