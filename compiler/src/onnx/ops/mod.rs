@@ -14,6 +14,7 @@ use super::proto::{AttributeProto, NodeProto};
 use super::tensor::{tensor_from_f64, tensor_from_proto};
 use nanoc_ir::{DType, NodeId, Op, Tensor, TensorType};
 
+mod contrib;
 mod math;
 mod nn;
 mod quant;
@@ -34,10 +35,13 @@ pub(crate) type Res<T> = Result<T, OnnxError>;
 
 /// The importer for `op_type` in `domain` (`""` or `ai.onnx`), if any.
 pub(crate) fn lookup(domain: &str, op_type: &str) -> Option<ImportFn> {
+    if domain == contrib::DOMAIN {
+        return contrib::OPS.iter().find(|(name, _)| *name == op_type).map(|&(_, f)| f);
+    }
     if !(domain.is_empty() || domain == "ai.onnx") {
         return None;
     }
-    [math::OPS, nn::OPS, quant::OPS, shape::OPS]
+    [math::OPS, nn::OPS, quant::OPS, shape::OPS, contrib::ORT_DEFAULT_DOMAIN_OPS]
         .into_iter()
         .flatten()
         .find(|(name, _)| *name == op_type)
@@ -46,8 +50,11 @@ pub(crate) fn lookup(domain: &str, op_type: &str) -> Option<ImportFn> {
 
 /// Every supported (default-domain) op type, sorted.
 pub(crate) fn supported_ops() -> Vec<&'static str> {
-    let mut v: Vec<&'static str> =
-        [math::OPS, nn::OPS, quant::OPS, shape::OPS].into_iter().flatten().map(|&(n, _)| n).collect();
+    let mut v: Vec<&'static str> = [math::OPS, nn::OPS, quant::OPS, shape::OPS, contrib::ORT_DEFAULT_DOMAIN_OPS]
+        .into_iter()
+        .flatten()
+        .map(|&(n, _)| n)
+        .collect();
     v.sort_unstable();
     v
 }

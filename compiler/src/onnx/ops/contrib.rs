@@ -1,0 +1,185 @@
+//! Contrib ops of onnxruntime (domain `com.microsoft`) that LLM and
+//! transformer exports contain, imported by decomposition into IR ops.
+
+use super::{Ctx, ImportFn, Res};
+use nanoc_ir::{BinaryOp, DType, NodeId, Op, ReduceKind, Tensor, TensorType, UnaryOp};
+
+/// The contrib ops' domain.
+pub(super) const DOMAIN: &str = "com.microsoft";
+
+/// onnxruntime's own ops that it registers in the default ONNX domain.
+pub(super) const ORT_DEFAULT_DOMAIN_OPS: &[(&str, ImportFn)] =
+    &[("SimplifiedLayerNormalization", simplified_layer_norm)];
+
+/// The contrib family's registration table (domain [`DOMAIN`]).
+pub(super) const OPS: &[(&str, ImportFn)] = &[
+    ("Gelu", |c| gelu_of_sum(c, UnaryOp::Gelu)),
+    ("BiasGelu", |c| gelu_of_sum(c, UnaryOp::Gelu)),
+    ("FastGelu", |c| gelu_of_sum(c, UnaryOp::GeluTanh)),
+    ("QuickGelu", quick_gelu),
+    ("SkipLayerNormalization", |c| skip_layer_norm(c, false)),
+    ("SkipSimplifiedLayerNormalization", |c| skip_layer_norm(c, true)),
+    ("MatMulNBits", matmul_nbits),
+];
+
+/// `gelu(x [+ bias])` (Gelu has one input, BiasGelu and FastGelu two).
+fn gelu_of_sum(c: &mut Ctx<'_, '_>, op: UnaryOp) -> Res<()> {
+    let mut x = c.input(0)?;
+    if let Some(b) = c.opt_input(1)? {
+        x = c.add(Some("biased"), Op::Binary(BinaryOp::Add), &[x, b])?;
+    }
+    let y = c.add(None, Op::Unary(op), &[x])?;
+    c.set_output(0, y);
+    Ok(())
+}
+
+/// `x * sigmoid(alpha * x)`.
+fn quick_gelu(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let x = c.input(0)?;
+    let dt = c.ty(x).dtype;
+    let alpha = c.attr_float_or("alpha", 1.702)?;
+    let a = c.scalar("alpha", dt, alpha as f64)?;
+    let ax = c.add(Some("scaled"), Op::Binary(BinaryOp::Mul), &[x, a])?;
+    let s = c.add(Some("sigmoid"), Op::Unary(UnaryOp::Sigmoid), &[ax])?;
+    let y = c.add(None, Op::Binary(BinaryOp::Mul), &[x, s])?;
+    c.set_output(0, y);
+    Ok(())
+}
+
+/// RMS normalisation over dims `axis..`: `x / sqrt(mean(x^2) + eps) * scale`.
+fn rms(c: &mut Ctx<'_, '_>, x: NodeId, scale: NodeId, axis: usize, eps: f32) -> Res<NodeId> {
+    let tx: TensorType = c.ty(x);
+    let sq = c.add(Some("square"), Op::Binary(BinaryOp::Mul), &[x, x])?;
+    let axes: Vec<usize> = (axis..tx.shape.rank()).collect();
+    let ms = c.add(Some("mean_square"), Op::Reduce { kind: ReduceKind::Mean, axes, keep_dims: true }, &[sq])?;
+    let e = c.scalar("epsilon", tx.dtype, eps as f64)?;
+    let v = c.add(Some("plus_eps"), Op::Binary(BinaryOp::Add), &[ms, e])?;
+    let r = c.add(Some("rms"), Op::Unary(UnaryOp::Sqrt), &[v])?;
+    let n = c.add(Some("normalized"), Op::Binary(BinaryOp::Div), &[x, r])?;
+    c.add(None, Op::Binary(BinaryOp::Mul), &[n, scale])
+}
+
+fn no_stats_outputs(c: &Ctx<'_, '_>, outputs: &[(usize, &str)]) -> Res<()> {
+    for &(i, what) in outputs {
+        if c.output_used(i) {
+            return Err(c.unsupported(format!("output {i} ({what}) is used, but nanoc does not compute it")));
+        }
+    }
+    Ok(())
+}
+
+/// SimplifiedLayerNormalization: RMSNorm (axis default -1, epsilon 1e-5).
+fn simplified_layer_norm(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let (x, tx) = c.input_typed(0)?;
+    let scale = c.input(1)?;
+    let axis = c.axis(c.attr_int_or("axis", -1)?, tx.shape.rank(), "axis")?;
+    let eps = c.attr_float_or("epsilon", 1e-5)?;
+    no_stats_outputs(c, &[(1, "inv_std_var")])?;
+    let y = rms(c, x, scale, axis, eps)?;
+    c.set_output(0, y);
+    Ok(())
+}
+
+/// SkipLayerNormalization / SkipSimplifiedLayerNormalization: `s = input +
+/// skip [+ bias]`, then layer norm (gamma, beta) or RMS norm (gamma) over
+/// the last dim; output 3 is `s`.
+fn skip_layer_norm(c: &mut Ctx<'_, '_>, simplified: bool) -> Res<()> {
+    let (x, tx) = c.input_typed(0)?;
+    let skip = c.input(1)?;
+    let gamma = c.input(2)?;
+    let (beta, bias) = if simplified { (None, c.opt_input(3)?) } else { (c.opt_input(3)?, c.opt_input(4)?) };
+    let eps = c.attr_float_or("epsilon", 1e-12)?;
+    no_stats_outputs(c, &[(1, "mean"), (2, "inv_std_var")])?;
+    let mut s = c.add(Some("skip_sum"), Op::Binary(BinaryOp::Add), &[x, skip])?;
+    if let Some(b) = bias {
+        s = c.add(Some("bias_sum"), Op::Binary(BinaryOp::Add), &[s, b])?;
+    }
+    let axis = tx.shape.rank().checked_sub(1).ok_or_else(|| c.err("input must have rank >= 1"))?;
+    let y = if simplified {
+        rms(c, s, gamma, axis, eps)?
+    } else {
+        let mut args = vec![s, gamma];
+        args.extend(beta);
+        c.add(None, Op::LayerNorm { axis, epsilon: eps }, &args)?
+    };
+    c.set_output(0, y);
+    c.set_output(3, s);
+    Ok(())
+}
+
+/// Unpacks `count` little-endian `bits`-bit unsigned values from each row
+/// of `packed` (rows of `row_bytes` bytes), low bits first.
+fn unpack_rows(packed: &[u8], rows: usize, row_bytes: usize, count: usize, bits: usize) -> Option<Vec<u8>> {
+    let per_byte = 8 / bits;
+    let mask = ((1u16 << bits) - 1) as u8;
+    let mut out = Vec::with_capacity(rows * count);
+    for r in 0..rows {
+        let row = packed.get(r * row_bytes..(r + 1) * row_bytes)?;
+        for i in 0..count {
+            let byte = *row.get(i / per_byte)?;
+            out.push((byte >> ((i % per_byte) * bits)) & mask);
+        }
+    }
+    Some(out)
+}
+
+/// MatMulNBits: `A @ dequantize(B)^T [+ bias]` with B holding `bits`-bit
+/// (2, 4 or 8) unsigned values in blocks of `block_size` along K, one
+/// scale (and optional packed zero point, default `2^(bits-1)`) per block.
+/// The constant B is unpacked at import to a u8 [N, K] tensor that stays
+/// quantised in the graph (a `dequantize` node with blocked parameters).
+fn matmul_nbits(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let a = c.input(0)?;
+    let get = |c: &Ctx<'_, '_>, name: &str| -> Res<usize> {
+        let v = c.attr_int(name)?.ok_or_else(|| c.err(format!("missing attribute `{name}`")))?;
+        usize::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| c.err(format!("attribute `{name}` must be positive")))
+    };
+    let (k, n, block) = (get(c, "K")?, get(c, "N")?, get(c, "block_size")?);
+    let bits = c.attr_int_or("bits", 4)?;
+    let bits = match bits {
+        2 | 4 | 8 => bits as usize,
+        _ => return Err(c.unsupported(format!("bits={bits} (nanoc supports 2, 4 and 8)"))),
+    };
+    if c.opt_input(4)?.is_some() {
+        return Err(c.unsupported("input g_idx (act-order) is not supported"));
+    }
+    let k_blocks = k.div_ceil(block);
+    let blob = block * bits / 8;
+    let b = c.require_const(1)?;
+    if b.dtype() != DType::U8 || b.shape().numel() != n * k_blocks * blob {
+        return Err(c.err(format!("B must be u8 [{n}, {k_blocks}, {blob}], got {}", b.ty())));
+    }
+    let q = unpack_rows(b.bytes(), n, k_blocks * blob, k, bits).ok_or_else(|| c.err("B is too short"))?;
+    let q = Tensor::from_vec(vec![n, k], q).map_err(|e| c.err(e.to_string()))?;
+    let qb = c.add_const(Some("weights_u8"), q);
+    let scales = c.require_const(2)?;
+    if scales.dtype() != DType::F32 || scales.shape().numel() != n * k_blocks {
+        return Err(c.err(format!("scales must be f32 with {n}x{k_blocks} elements, got {}", scales.ty())));
+    }
+    let scales = scales.reshaped(vec![n, k_blocks]).map_err(|e| c.err(e.to_string()))?;
+    let zp = match c.opt_input(3)? {
+        Some(_) => {
+            let z = c.require_const(3)?;
+            if z.dtype() != DType::U8 {
+                return Err(c.unsupported(format!("zero points of type {} (nanoc reads packed u8)", z.dtype())));
+            }
+            let row_bytes = (k_blocks * bits).div_ceil(8);
+            if z.shape().numel() != n * row_bytes {
+                return Err(c.err(format!("zero points must have {n}x{row_bytes} bytes, got {}", z.ty())));
+            }
+            unpack_rows(z.bytes(), n, row_bytes, k_blocks, bits).ok_or_else(|| c.err("zero points are too short"))?
+        }
+        None => vec![1u8 << (bits - 1); n * k_blocks],
+    };
+    let zp = Tensor::from_vec(vec![n, k_blocks], zp).map_err(|e| c.err(e.to_string()))?;
+    let sc = c.add_const(Some("scales"), scales);
+    let zc = c.add_const(Some("zero_points"), zp);
+    let w = c.add(Some("dequantized"), Op::Dequantize { axis: 1, block }, &[qb, sc, zc])?;
+    let wt = c.add(Some("transposed"), Op::Transpose { perm: vec![1, 0] }, &[w])?;
+    let mut y = c.add(Some("matmul"), Op::MatMul, &[a, wt])?;
+    if let Some(bias) = c.opt_input(5)? {
+        y = c.add(None, Op::Binary(BinaryOp::Add), &[y, bias])?;
+    }
+    c.set_output(0, y);
+    Ok(())
+}
