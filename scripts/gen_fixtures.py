@@ -1231,6 +1231,45 @@ def register_contrib_cases():
         assert any(nd.op_type == "MatMulNBits" for nd in qm.graph.node), [nd.op_type for nd in qm.graph.node]
         return qm, feeds
 
+    def caches(name, positions, half):
+        r = R(name)
+        freqs = r.uniform(0.1, 1.0, [half]).astype(np.float32)
+        ang = np.arange(positions, dtype=np.float32)[:, None] * freqs[None, :]
+        return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+
+    def rope_onnx(name, interleaved, rd):
+        # ONNX RotaryEmbedding (opset 23), 4-D input [b, heads, seq, head] with position ids.
+        c = Case(name, 23)
+        r = R(name)
+        b, h, s, d = 2, 3, 5, 8
+        cos, sin = caches(name, 16, (rd or d) // 2)
+        c.input("x", randn(r, [b, h, s, d]))
+        c.init("cos", cos); c.init("sin", sin)
+        c.input("pos", r.integers(0, 16, [b, s]).astype(np.int64))
+        c.node("RotaryEmbedding", ["x", "cos", "sin", "pos"], ["y"], interleaved=interleaved,
+               rotary_embedding_dim=rd)
+        c.output("y")
+        return c.finish()
+
+    OPS.append(("rotary_halves", lambda: rope_onnx("rotary_halves", 0, 0)))
+    OPS.append(("rotary_interleaved_partial", lambda: rope_onnx("rotary_interleaved_partial", 1, 4)))
+
+    def rope_ms():
+        name = "ms_rotary_3d_num_heads"
+        c = Case(name)
+        c.extra_opsets = [(MS, 1)]
+        r = R(name)
+        b, s, nh, d = 2, 4, 2, 6
+        cos, sin = caches(name, 12, d // 2)
+        c.input("x", randn(r, [b, s, nh * d]))
+        c.input("pos", r.integers(0, 12, [b, s]).astype(np.int64))
+        c.init("cos", cos); c.init("sin", sin)
+        c.nodes.append(helper.make_node("RotaryEmbedding", ["x", "pos", "cos", "sin"], ["y"], name="rope_0",
+                                        domain=MS, num_heads=nh, interleaved=0))
+        c.output("y")
+        return c.finish()
+
+    OPS.append(("ms_rotary_3d_num_heads", rope_ms))
     OPS.append(("ms_matmulnbits_q4_asym", lambda: nbits("ms_matmulnbits_q4_asym", False)))
     OPS.append(("ms_matmulnbits_q4_sym_k48", lambda: nbits("ms_matmulnbits_q4_sym_k48", True, k=48, block=32)))
 

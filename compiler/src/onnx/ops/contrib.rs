@@ -8,8 +8,11 @@ use nanoc_ir::{BinaryOp, DType, NodeId, Op, ReduceKind, Tensor, TensorType, Unar
 pub(super) const DOMAIN: &str = "com.microsoft";
 
 /// onnxruntime's own ops that it registers in the default ONNX domain.
-pub(super) const ORT_DEFAULT_DOMAIN_OPS: &[(&str, ImportFn)] =
-    &[("SimplifiedLayerNormalization", simplified_layer_norm)];
+pub(super) const ORT_DEFAULT_DOMAIN_OPS: &[(&str, ImportFn)] = &[
+    ("SimplifiedLayerNormalization", simplified_layer_norm),
+    // ONNX's own RotaryEmbedding (opset 23): inputs (X, cos, sin, [position_ids]).
+    ("RotaryEmbedding", |c| rotary_embedding(c, false)),
+];
 
 /// The contrib family's registration table (domain [`DOMAIN`]).
 pub(super) const OPS: &[(&str, ImportFn)] = &[
@@ -20,6 +23,8 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("SkipLayerNormalization", |c| skip_layer_norm(c, false)),
     ("SkipSimplifiedLayerNormalization", |c| skip_layer_norm(c, true)),
     ("MatMulNBits", matmul_nbits),
+    // Inputs (X, position_ids, cos, sin).
+    ("RotaryEmbedding", |c| rotary_embedding(c, true)),
 ];
 
 /// `gelu(x [+ bias])` (Gelu has one input, BiasGelu and FastGelu two).
@@ -180,6 +185,132 @@ fn matmul_nbits(c: &mut Ctx<'_, '_>) -> Res<()> {
     if let Some(bias) = c.opt_input(5)? {
         y = c.add(None, Op::Binary(BinaryOp::Add), &[y, bias])?;
     }
+    c.set_output(0, y);
+    Ok(())
+}
+
+/// A slice of the last dim of `x`: `count` elements from `start` with `step`.
+fn slice_last(c: &mut Ctx<'_, '_>, suffix: &str, x: NodeId, start: usize, count: usize, step: i64) -> Res<NodeId> {
+    let t = c.ty(x);
+    let r = t.shape.rank();
+    let mut starts = vec![0; r];
+    let mut steps = vec![1; r];
+    starts[r - 1] = start;
+    steps[r - 1] = step;
+    let mut shape = t.shape.0.clone();
+    shape[r - 1] = count;
+    c.add_typed(Some(suffix), Op::Slice { starts, steps }, &[x], TensorType::new(t.dtype, shape))
+}
+
+/// `x` with its shape replaced (same elements).
+fn reshape(c: &mut Ctx<'_, '_>, suffix: &str, x: NodeId, shape: Vec<usize>) -> Res<NodeId> {
+    let dt = c.ty(x).dtype;
+    c.add_typed(Some(suffix), Op::Reshape, &[x], TensorType::new(dt, shape))
+}
+
+/// Rotary position embedding, ONNX opset 23 (`microsoft = false`: inputs X,
+/// cos_cache, sin_cache, [position_ids]) or com.microsoft (inputs X,
+/// position_ids, cos_cache, sin_cache; position_ids may be a one-element
+/// offset). X is [batch, heads, seq, head] or [batch, seq, hidden] (with
+/// `num_heads`); the first `rotary_embedding_dim` channels of each head
+/// rotate, as halves or as interleaved pairs; the rest pass through.
+/// Decomposed into gather/slice/mul/add/concat on a [batch, seq, heads, head] view.
+fn rotary_embedding(c: &mut Ctx<'_, '_>, microsoft: bool) -> Res<()> {
+    let (x, tx) = c.input_typed(0)?;
+    let (cos, sin, pos) = if microsoft {
+        (c.input(2)?, c.input(3)?, Some(c.input(1)?))
+    } else {
+        (c.input(1)?, c.input(2)?, c.opt_input(3)?)
+    };
+    if microsoft && c.attr_float_or("scale", 1.0)? != 1.0 {
+        return Err(c.unsupported("attribute `scale` other than 1"));
+    }
+    if c.attr_int_or("is_packed_batching", 0)? != 0 {
+        return Err(c.unsupported("packed batching"));
+    }
+    let interleaved = c.attr_bool_or("interleaved", false)?;
+    let d = &tx.shape.0;
+    // View as [b, s, h, head].
+    let (b, s, h, head, x4) = match d.len() {
+        4 => {
+            let (b, h, s, head) = (d[0], d[1], d[2], d[3]);
+            let t = c.add(Some("bshd"), Op::Transpose { perm: vec![0, 2, 1, 3] }, &[x])?;
+            (b, s, h, head, t)
+        }
+        3 => {
+            let nh =
+                c.attr_int("num_heads")?.filter(|&n| n > 0).ok_or_else(|| c.err("a 3-D input needs `num_heads`"))?;
+            let nh = nh as usize;
+            if d[2] % nh != 0 {
+                return Err(c.err(format!("hidden size {} is not a multiple of num_heads {nh}", d[2])));
+            }
+            let t = reshape(c, "bshd", x, vec![d[0], d[1], nh, d[2] / nh])?;
+            (d[0], d[1], nh, d[2] / nh, t)
+        }
+        _ => return Err(c.err(format!("input must be 3-D or 4-D, got {tx}"))),
+    };
+    let rd = match c.attr_int_or("rotary_embedding_dim", 0)? {
+        0 => head,
+        v if v > 0 && (v as usize) <= head && v % 2 == 0 => v as usize,
+        v => return Err(c.err(format!("rotary_embedding_dim {v} must be even and at most the head size {head}"))),
+    };
+    let half = rd / 2;
+    // cos/sin as [b, s, 1, half].
+    let cache = |c: &mut Ctx<'_, '_>, what: &str, table: NodeId| -> Res<NodeId> {
+        let t = match pos {
+            Some(p) => {
+                let tp = c.ty(p);
+                let ids = if microsoft && tp.shape.numel() == 1 {
+                    // Offset form: positions offset .. offset + s.
+                    let off = c.require_const(1)?.to_i64_vec().map_err(|e| c.err(e.to_string()))?;
+                    let base = off.first().copied().unwrap_or(0);
+                    let v: Vec<i64> = (0..b * s).map(|i| base + (i % s) as i64).collect();
+                    let t = nanoc_ir::Tensor::from_vec(vec![b, s], v).map_err(|e| c.err(e.to_string()))?;
+                    c.add_const(Some("position_ids"), t)
+                } else {
+                    p
+                };
+                c.add(Some(&format!("{what}_gathered")), Op::Gather { axis: 0 }, &[table, ids])?
+            }
+            None => table,
+        };
+        let tt = c.ty(t);
+        if tt.shape.0 != [b, s, half] {
+            return Err(c.err(format!("{what} cache gives {tt}, expected [{b}, {s}, {half}]")));
+        }
+        reshape(c, &format!("{what}_bs1d"), t, vec![b, s, 1, half])
+    };
+    let cos = cache(c, "cos", cos)?;
+    let sin = cache(c, "sin", sin)?;
+    let (x1, x2) = if interleaved {
+        (slice_last(c, "x_even", x4, 0, half, 2)?, slice_last(c, "x_odd", x4, 1, half, 2)?)
+    } else {
+        (slice_last(c, "x_first", x4, 0, half, 1)?, slice_last(c, "x_second", x4, half, half, 1)?)
+    };
+    let mul = |c: &mut Ctx<'_, '_>, n: &str, a, b| c.add(Some(n), Op::Binary(BinaryOp::Mul), &[a, b]);
+    let (a, bb) = (mul(c, "x1_cos", x1, cos)?, mul(c, "x2_sin", x2, sin)?);
+    let o1 = c.add(Some("rotated_first"), Op::Binary(BinaryOp::Sub), &[a, bb])?;
+    let (a, bb) = (mul(c, "x2_cos", x2, cos)?, mul(c, "x1_sin", x1, sin)?);
+    let o2 = c.add(Some("rotated_second"), Op::Binary(BinaryOp::Add), &[a, bb])?;
+    let rot = if interleaved {
+        let o1 = reshape(c, "pairs_first", o1, vec![b, s, h, half, 1])?;
+        let o2 = reshape(c, "pairs_second", o2, vec![b, s, h, half, 1])?;
+        let p = c.add(Some("pairs"), Op::Concat { axis: 4 }, &[o1, o2])?;
+        reshape(c, "interleaved", p, vec![b, s, h, rd])?
+    } else {
+        c.add(Some("halves"), Op::Concat { axis: 3 }, &[o1, o2])?
+    };
+    let y4 = if rd < head {
+        let rest = slice_last(c, "pass_through", x4, rd, head - rd, 1)?;
+        c.add(Some("with_pass_through"), Op::Concat { axis: 3 }, &[rot, rest])?
+    } else {
+        rot
+    };
+    let y = if d.len() == 4 {
+        c.add(None, Op::Transpose { perm: vec![0, 2, 1, 3] }, &[y4])?
+    } else {
+        reshape(c, "restored", y4, d.to_vec())?
+    };
     c.set_output(0, y);
     Ok(())
 }
