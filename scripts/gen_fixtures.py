@@ -1270,6 +1270,32 @@ def register_contrib_cases():
         return c.finish()
 
     OPS.append(("ms_rotary_3d_num_heads", rope_ms))
+    # ---- half precision models (computed in f32 by nanoc, in half by onnxruntime) ----
+    def f16_mlp():
+        name = "f16_mlp"
+        c = Case(name)
+        r = R(name)
+        c.input("x", randn(r, [3, 16]).astype(np.float16))
+        c.init("w1", randn(r, [16, 12], 0.3).astype(np.float16)); c.init("b1", randn(r, [12], 0.1).astype(np.float16))
+        c.init("w2", randn(r, [12, 5], 0.3).astype(np.float16))
+        c.node("MatMul", ["x", "w1"], ["h"]); c.node("Add", ["h", "b1"], ["hb"]); c.node("Relu", ["hb"], ["a"])
+        c.node("MatMul", ["a", "w2"], ["z"]); c.node("Softmax", ["z"], ["y"], axis=-1)
+        c.output("y", np.float16)
+        return c.finish()
+
+    def f16_layernorm_gelu():
+        name = "f16_layernorm_gelu"
+        c = Case(name, 20)
+        r = R(name)
+        c.input("x", randn(r, [2, 4, 8]).astype(np.float16))
+        c.init("g", (1.0 + randn(r, [8], 0.2)).astype(np.float16)); c.init("b", randn(r, [8], 0.2).astype(np.float16))
+        c.node("LayerNormalization", ["x", "g", "b"], ["n"], axis=-1, epsilon=1e-5)
+        c.node("Gelu", ["n"], ["y"])
+        c.output("y", np.float16)
+        return c.finish()
+
+    OPS.append(("f16_mlp", f16_mlp))
+    OPS.append(("f16_layernorm_gelu", f16_layernorm_gelu))
     OPS.append(("ms_matmulnbits_q4_asym", lambda: nbits("ms_matmulnbits_q4_asym", False)))
     OPS.append(("ms_matmulnbits_q4_sym_k48", lambda: nbits("ms_matmulnbits_q4_sym_k48", True, k=48, block=32)))
 

@@ -22,19 +22,21 @@ pub fn is_bundle(path: &Path) -> bool {
 }
 
 /// Imports a model file into IR: `.onnx`, or `.ngraph` text (with its
-/// weights in the side file `<stem>.safetensors` when present).
+/// weights in the side file `<stem>.safetensors` when present). Half
+/// precision models come back computing in f32 (`passes::precision`).
 pub fn load_graph(path: &Path, opts: &ImportOptions) -> Result<Graph> {
     let p = path.display().to_string();
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("onnx") => Ok(onnx::import_onnx(path, opts)?),
+    let g = match path.extension().and_then(|e| e.to_str()) {
+        Some("onnx") => onnx::import_onnx(path, opts)?,
         Some("ngraph") => {
             let src = std::fs::read_to_string(path).with_context(|| format!("{p}: cannot read"))?;
             let side = path.with_extension("safetensors");
             let w = if side.exists() { Some(Weights::load_safetensors(&side)?) } else { None };
-            Ok(text::parse(&src, &p, w.as_ref())?)
+            text::parse(&src, &p, w.as_ref())?
         }
         _ => bail!("{p}: unknown model format (expected .onnx, .ngraph or a .nanob bundle)"),
-    }
+    };
+    Ok(crate::passes::precision::promote_half(g)?)
 }
 
 /// The optimisation pipeline. Empty for now: it verifies the graph; the

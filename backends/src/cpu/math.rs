@@ -335,6 +335,81 @@ pub fn fmod_floored(b: &mut FunctionBuilder, a: Value, d: Value) -> Value {
     b.ins().select(fix, rd, r)
 }
 
+/// f16 bits (in an i16) to f32: shift exponent and mantissa into place and
+/// rescale by 2^112 (which also normalises subnormals); infinities and NaNs
+/// keep an all-ones exponent.
+pub fn f16_to_f32(b: &mut FunctionBuilder, h: Value) -> Value {
+    let h = b.ins().uextend(I32, h);
+    let sign = b.ins().band_imm_u(h, 0x8000);
+    let sign = b.ins().ishl_imm_u(sign, 16);
+    let em = b.ins().band_imm_u(h, 0x7fff);
+    let o = b.ins().ishl_imm_u(em, 13);
+    let of = b.ins().bitcast(F32, MemFlagsData::new(), o);
+    let magic = c(b, f32::from_bits(0x7780_0000)); // 2^112
+    let scaled = b.ins().fmul(of, magic);
+    let scaled = b.ins().bitcast(I32, MemFlagsData::new(), scaled);
+    let special = b.ins().bor_imm_u(o, 0x7f80_0000);
+    let is_special = b.ins().icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, em, 0x7c00);
+    let r = b.ins().select(is_special, special, scaled);
+    let r = b.ins().bor(r, sign);
+    b.ins().bitcast(F32, MemFlagsData::new(), r)
+}
+
+/// f32 to f16 bits (an i16), rounding to nearest even; overflow gives
+/// infinity, NaN a quiet NaN, tiny values subnormals or zero.
+pub fn f32_to_f16(b: &mut FunctionBuilder, x: Value) -> Value {
+    let f = b.ins().bitcast(I32, MemFlagsData::new(), x);
+    let sign = b.ins().band_imm_u(f, 0x8000_0000);
+    let a = b.ins().bxor(f, sign);
+    // Inf or NaN (or too large): 0x7c00, NaN 0x7e00.
+    let is_nan = b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, a, 0x7f80_0000);
+    let nan = b.ins().iconst(I32, 0x7e00);
+    let inf = b.ins().iconst(I32, 0x7c00);
+    let big_r = b.ins().select(is_nan, nan, inf);
+    let too_big = b.ins().icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, a, (127 + 16) << 23);
+    // Subnormal or zero: add a magic float so the FPU rounds at the right bit.
+    let af = b.ins().bitcast(F32, MemFlagsData::new(), a);
+    let magic_bits: i64 = ((127 - 15) + (23 - 10) + 1) << 23;
+    let magic = c(b, f32::from_bits(magic_bits as u32));
+    let sum = b.ins().fadd(af, magic);
+    let sum = b.ins().bitcast(I32, MemFlagsData::new(), sum);
+    let small_r = b.ins().iadd_imm_s(sum, -magic_bits);
+    let is_small = b.ins().icmp_imm_u(IntCC::UnsignedLessThan, a, 113 << 23);
+    // Normal: rebias the exponent and round the dropped 13 bits to even.
+    let odd = b.ins().ushr_imm_u(a, 13);
+    let odd = b.ins().band_imm_u(odd, 1);
+    let n = b.ins().iadd_imm_s(a, (((15 - 127) << 23) + 0xfff) as i64);
+    let n = b.ins().iadd(n, odd);
+    let normal_r = b.ins().ushr_imm_u(n, 13);
+    let r = b.ins().select(is_small, small_r, normal_r);
+    let r = b.ins().select(too_big, big_r, r);
+    let s16 = b.ins().ushr_imm_u(sign, 16);
+    let r = b.ins().bor(r, s16);
+    b.ins().ireduce(cranelift_codegen::ir::types::I16, r)
+}
+
+/// bf16 bits (an i16) to f32: the upper half of the f32 bits.
+pub fn bf16_to_f32(b: &mut FunctionBuilder, h: Value) -> Value {
+    let h = b.ins().uextend(I32, h);
+    let o = b.ins().ishl_imm_u(h, 16);
+    b.ins().bitcast(F32, MemFlagsData::new(), o)
+}
+
+/// f32 to bf16 bits (an i16), rounding to nearest even; NaN stays a quiet NaN.
+pub fn f32_to_bf16(b: &mut FunctionBuilder, x: Value) -> Value {
+    let f = b.ins().bitcast(I32, MemFlagsData::new(), x);
+    let lsb = b.ins().ushr_imm_u(f, 16);
+    let lsb = b.ins().band_imm_u(lsb, 1);
+    let r = b.ins().iadd_imm_s(f, 0x7fff);
+    let r = b.ins().iadd(r, lsb);
+    let r = b.ins().ushr_imm_u(r, 16);
+    let is_nan = b.ins().fcmp(FloatCC::Unordered, x, x);
+    let hi = b.ins().ushr_imm_u(f, 16);
+    let qnan = b.ins().bor_imm_u(hi, 0x40);
+    let r = b.ins().select(is_nan, qnan, r);
+    b.ins().ireduce(cranelift_codegen::ir::types::I16, r)
+}
+
 /// `a ^ p`: exact sign for negative bases with integral exponents, NaN for
 /// negative bases with fractional exponents, `x^0 = 1`.
 pub fn pow(b: &mut FunctionBuilder, a: Value, p: Value) -> Value {
@@ -435,5 +510,77 @@ mod tests {
         for ((x, want), g) in table.iter().zip(got) {
             assert!((g as f64 - want).abs() < 3e-7, "erf({x}) = {g}, want {want}");
         }
+    }
+
+    /// Runs `x` (raw bytes of `from`) through a cast kernel and through the
+    /// reference interpreter; returns both results' raw bytes.
+    fn cast_both(from: DType, to: DType, n: usize, bytes: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+        let mut g = Graph::new("t");
+        let x = g.add_input("x", TensorType::new(from, vec![n]));
+        let y = g.add_op("y", Op::Cast { to }, &[x]).unwrap();
+        g.add_output("y", y);
+        let t = nanoc_ir::Tensor::from_bytes(TensorType::new(from, vec![n]), nanoc_ir::Bytes::from_vec(bytes.clone()))
+            .unwrap();
+        let want = nanoc_ir::interp::run(&g, &[t]).unwrap().remove(0).bytes().to_vec();
+        let target = Target::find("cpu-x86_64").unwrap();
+        let mut m = JitModel::new(compile(&g, &target, true).unwrap()).unwrap();
+        (m.run(&[&bytes]).unwrap().remove(0), want)
+    }
+
+    fn assert_same_bits_16(got: &[u8], want: &[u8], nan: impl Fn(u16) -> bool, what: &str) {
+        for (i, (g, w)) in got.chunks_exact(2).zip(want.chunks_exact(2)).enumerate() {
+            let (g, w) = (u16::from_le_bytes([g[0], g[1]]), u16::from_le_bytes([w[0], w[1]]));
+            assert!(g == w || (nan(g) && nan(w)), "{what} element {i}: got {g:#06x} want {w:#06x}");
+        }
+    }
+
+    #[test]
+    fn half_conversions_match_the_half_crate() {
+        // Every f16 and bf16 bit pattern to f32.
+        let all: Vec<u8> = (0..=u16::MAX).flat_map(|h| h.to_le_bytes()).collect();
+        for from in [DType::F16, DType::BF16] {
+            let (got, want) = cast_both(from, DType::F32, 65536, all.clone());
+            for (g, w) in got.chunks_exact(4).zip(want.chunks_exact(4)) {
+                let (g, w) =
+                    (f32::from_le_bytes([g[0], g[1], g[2], g[3]]), f32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+                assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "{from}: {g} vs {w}");
+            }
+        }
+        // f32 to f16/bf16: every f16 value, the midpoints between neighbours
+        // (ties round to even), and values around the subnormal and overflow
+        // thresholds.
+        let mut xs: Vec<f32> = Vec::new();
+        for h in 0..=u16::MAX {
+            let a = f16_bits_to_f32(h);
+            let b = f16_bits_to_f32(h.wrapping_add(1));
+            xs.push(a);
+            if a.is_finite() && b.is_finite() {
+                xs.push(a + (b - a) / 2.0);
+                xs.push(a + (b - a) * 0.49);
+            }
+        }
+        xs.extend([65504.0, 65519.0, 65520.0, 1e6, -1e6, f32::INFINITY, f32::NAN, 1e-8, 3e-8, 6e-8, -5.96e-8]);
+        let bytes: Vec<u8> = xs.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let (got, want) = cast_both(DType::F32, DType::F16, xs.len(), bytes.clone());
+        assert_same_bits_16(&got, &want, |h| h & 0x7c00 == 0x7c00 && h & 0x3ff != 0, "f32->f16");
+        let (got, want) = cast_both(DType::F32, DType::BF16, xs.len(), bytes);
+        assert_same_bits_16(&got, &want, |h| h & 0x7f80 == 0x7f80 && h & 0x7f != 0, "f32->bf16");
+    }
+
+    /// f16 bits to f32 in plain Rust (exact; for building test inputs).
+    fn f16_bits_to_f32(h: u16) -> f32 {
+        let (s, e, m) = ((h >> 15) as i32, ((h >> 10) & 0x1f) as i32, (h & 0x3ff) as f32);
+        let v = match e {
+            0 => m * 2f32.powi(-24),
+            31 => {
+                if m == 0.0 {
+                    f32::INFINITY
+                } else {
+                    f32::NAN
+                }
+            }
+            _ => (1.0 + m / 1024.0) * 2f32.powi(e - 15),
+        };
+        if s == 1 { -v } else { v }
     }
 }

@@ -51,8 +51,10 @@ pub(super) fn emit(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(),
 }
 
 fn check(op: &Op, out: &TensorType, args: &[&TensorType]) -> Result<(), String> {
+    let half = |d: DType| matches!(d, DType::F16 | DType::BF16);
     for t in args.iter().copied().chain([out]) {
-        if reg_type(t.dtype).is_none() {
+        // Casts convert f16/bf16 (held as raw 16-bit integers) in software.
+        if reg_type(t.dtype).is_none() && !(matches!(op, Op::Cast { .. }) && half(t.dtype)) {
             return Err(format!("{} on {t} is not supported", op.name()));
         }
     }
@@ -221,6 +223,29 @@ fn int_div(kb: &mut Kb, dt: DType, a: Value, c: Value) -> Value {
 }
 
 fn cast(kb: &mut Kb, from: DType, to: DType, x: Value) -> Value {
+    // Half types go through f32 (their raw bits are held as i16).
+    match from {
+        DType::F16 => {
+            let f = math::f16_to_f32(&mut kb.b, x);
+            return cast(kb, DType::F32, to, f);
+        }
+        DType::BF16 => {
+            let f = math::bf16_to_f32(&mut kb.b, x);
+            return cast(kb, DType::F32, to, f);
+        }
+        _ => {}
+    }
+    match to {
+        DType::F16 => {
+            let f = cast(kb, from, DType::F32, x);
+            return math::f32_to_f16(&mut kb.b, f);
+        }
+        DType::BF16 => {
+            let f = cast(kb, from, DType::F32, x);
+            return math::f32_to_bf16(&mut kb.b, f);
+        }
+        _ => {}
+    }
     let b = &mut kb.b;
     let signed = |d: DType| !matches!(d, DType::U8 | DType::Bool);
     let to_ty: Type = reg_type(to).unwrap_or(I8);

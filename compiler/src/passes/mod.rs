@@ -1,0 +1,5 @@
+//! Graph-to-graph passes that run outside the e-graph optimiser.
+//!
+//! - [`precision`]: computes f16/bf16 graphs in f32 (casts at the edges).
+
+pub mod precision;
