@@ -79,23 +79,28 @@ pub(super) fn layer_norm(kb: &mut Kb, node: &Node, args: &[&TensorType], axis: u
     kb.for_n(outer, &mut |kb, r| {
         let base = kb.b.ins().imul_imm_s(r, ni);
         let (px, po) = (kb.arg(1), kb.arg(0));
+        // Statistics of x - x[0] (shifted data): exact for constant rows and
+        // less cancellation in general.
+        let shift = kb.load(DType::F32, px, base);
         let zero = kb.f32c(0.0);
         let sum = kb.var(F32, zero);
         kb.for_n(n, &mut |kb, j| {
             let i = kb.b.ins().iadd(base, j);
             let v = kb.load(DType::F32, px, i);
+            let d = kb.b.ins().fsub(v, shift);
             let cur = kb.b.use_var(sum);
-            let s = kb.b.ins().fadd(cur, v);
+            let s = kb.b.ins().fadd(cur, d);
             kb.b.def_var(sum, s);
         });
         let s = kb.b.use_var(sum);
         let nc = kb.f32c(nf);
-        let mean = kb.b.ins().fdiv(s, nc);
+        let mean_d = kb.b.ins().fdiv(s, nc);
         let var = kb.var(F32, zero);
         kb.for_n(n, &mut |kb, j| {
             let i = kb.b.ins().iadd(base, j);
             let v = kb.load(DType::F32, px, i);
-            let dlt = kb.b.ins().fsub(v, mean);
+            let d = kb.b.ins().fsub(v, shift);
+            let dlt = kb.b.ins().fsub(d, mean_d);
             let sq = kb.b.ins().fmul(dlt, dlt);
             let cur = kb.b.use_var(var);
             let s = kb.b.ins().fadd(cur, sq);
@@ -112,7 +117,8 @@ pub(super) fn layer_norm(kb: &mut Kb, node: &Node, args: &[&TensorType], axis: u
             let j = kb.index(0, nivs, &nstrides);
             let i = kb.b.ins().iadd(base, j);
             let x = kb.load(DType::F32, px, i);
-            let c = kb.b.ins().fsub(x, mean);
+            let d = kb.b.ins().fsub(x, shift);
+            let c = kb.b.ins().fsub(d, mean_d);
             let c = kb.b.ins().fmul(c, rstd);
             let si = kb.index(0, nivs, &pstrides[0]);
             let ps = kb.arg(2);

@@ -132,7 +132,11 @@ pub(super) fn pool(
         });
         let mut v = kb.b.use_var(acc);
         if avg.is_some() {
+            // A window that holds no counted cell averages to 0 (as in the
+            // interpreter), not 0/0.
             let c = kb.b.use_var(cnt);
+            let one = kb.f32c(1.0);
+            let c = kb.b.ins().fmax(c, one);
             v = kb.b.ins().fdiv(v, c);
         }
         let oi = kb.index(0, ivs, &os);
