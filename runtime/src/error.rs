@@ -1,6 +1,10 @@
 //! The crate's single error type.
 
-use std::path::PathBuf;
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
 
 /// Everything that can go wrong while reading, loading or running a bundle.
 ///
@@ -15,10 +19,10 @@ use std::path::PathBuf;
 pub enum Error {
     /// An error while loading the bundle file at `path`; the message is
     /// `"<path>: <error>"`.
-    #[error("{}: {error}", path.display())]
+    #[error("{path}: {error}")]
     File {
-        /// The file being loaded.
-        path: PathBuf,
+        /// The file being loaded, as displayed in messages.
+        path: String,
         /// What went wrong with it.
         error: Box<Error>,
     },
@@ -29,7 +33,7 @@ pub enum Error {
         /// What was being attempted, e.g. `"open the bundle"`.
         action: String,
         /// The underlying error.
-        error: std::io::Error,
+        error: OsError,
     },
 
     /// The data is shorter than the fixed 64-byte header.
@@ -110,7 +114,7 @@ pub enum Error {
         triple: String,
         /// The architecture component of the triple (normalised).
         arch: String,
-        /// This host's architecture ([`std::env::consts::ARCH`]).
+        /// This host's architecture ([`HOST_ARCH`](crate::HOST_ARCH)).
         host: &'static str,
     },
 
@@ -140,6 +144,66 @@ pub enum Error {
         actual: u64,
     },
 
+    /// A plan step passes more arguments than [`MAX_KERNEL_ARGS`](crate::MAX_KERNEL_ARGS)
+    /// (refused at load: the runtime builds each step's argument array on the stack).
+    #[error(
+        "step {step} (node \"{node}\") passes {count} arguments to its kernel; this runtime supports at most {max}"
+    )]
+    TooManyArgs {
+        /// Index of the plan step.
+        step: usize,
+        /// Name of the graph node the step computes.
+        node: String,
+        /// Number of arguments of the step.
+        count: usize,
+        /// The limit, [`MAX_KERNEL_ARGS`](crate::MAX_KERNEL_ARGS).
+        max: usize,
+    },
+
+    /// A run got the wrong number of output buffers.
+    #[error("expected {expected} output buffers, got {actual}")]
+    OutputCount {
+        /// Number of outputs in the signature.
+        expected: usize,
+        /// Number of buffers passed.
+        actual: usize,
+    },
+
+    /// An output buffer passed to a run has the wrong byte length.
+    #[error("output {index} (\"{name}\", {elem}{shape:?}): expected a buffer of {expected} bytes, got {actual}")]
+    OutputSize {
+        /// Position of the output in the signature.
+        index: usize,
+        /// Name of the output.
+        name: String,
+        /// Element type name, e.g. `"f32"`.
+        elem: &'static str,
+        /// Shape of the output.
+        shape: Vec<u64>,
+        /// Expected byte length.
+        expected: u64,
+        /// Byte length passed.
+        actual: u64,
+    },
+
+    /// A caller-provided arena is smaller than the model's arena size.
+    #[error("arena of {actual} bytes is too small: the model needs {expected} bytes")]
+    ArenaTooSmall {
+        /// The model's arena size.
+        expected: u64,
+        /// Length of the arena passed.
+        actual: u64,
+    },
+
+    /// A caller-provided arena is not aligned to [`ARENA_ALIGN`](crate::ARENA_ALIGN) bytes.
+    #[error("arena at address {address:#x} is not {align}-byte aligned")]
+    ArenaMisaligned {
+        /// Address of the arena passed.
+        address: usize,
+        /// The required alignment.
+        align: usize,
+    },
+
     /// A kernel returned a nonzero status code.
     #[error("step {step} (node \"{node}\", kernel \"{kernel}\"): {}", describe_kernel_code(*.code))]
     Kernel {
@@ -163,8 +227,8 @@ impl Error {
         }
     }
 
-    pub(crate) fn in_file(self, path: &std::path::Path) -> Error {
-        Error::File { path: path.to_path_buf(), error: Box::new(self) }
+    pub(crate) fn in_file(self, path: &str) -> Error {
+        Error::File { path: path.to_string(), error: Box::new(self) }
     }
 }
 
@@ -177,4 +241,55 @@ pub(crate) fn describe_kernel_code(code: i32) -> String {
 }
 
 /// The crate's result type.
-pub type Result<T> = std::result::Result<T, Error>;
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// An operating-system error code (`errno` on unix), as reported by a failed
+/// `open`, `fstat`, `mmap` or `mprotect`.
+///
+/// It displays like [`std::io::Error`] does: `"No such file or directory (os error 2)"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OsError {
+    code: i32,
+}
+
+impl OsError {
+    /// The error with OS error code `code`.
+    pub fn from_raw(code: i32) -> OsError {
+        OsError { code }
+    }
+
+    /// The OS error code (`errno`).
+    pub fn raw(self) -> i32 {
+        self.code
+    }
+
+    /// The calling thread's current `errno`.
+    pub(crate) fn last() -> OsError {
+        OsError { code: crate::sys::errno() }
+    }
+}
+
+impl fmt::Display for OsError {
+    #[cfg(feature = "std")]
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&std::io::Error::from_raw_os_error(self.code), f)
+    }
+
+    #[cfg(not(feature = "std"))]
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 128];
+        match crate::sys::strerror(self.code, &mut buf) {
+            Some(msg) => write!(f, "{msg} (os error {})", self.code),
+            None => write!(f, "os error {}", self.code),
+        }
+    }
+}
+
+impl core::error::Error for OsError {}
+
+#[cfg(feature = "std")]
+impl From<OsError> for std::io::Error {
+    fn from(e: OsError) -> std::io::Error {
+        std::io::Error::from_raw_os_error(e.code)
+    }
+}

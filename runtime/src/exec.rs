@@ -1,8 +1,10 @@
 //! Executable memory for kernel code and the kernel calling convention.
 
-use memmap2::{Mmap, MmapMut};
+use alloc::format;
+use alloc::string::ToString;
 
 use crate::error::{Error, Result};
+use crate::sys::{Mapping, Protect};
 
 /// A compiled kernel, as called by the runtime (kernel ABI version 1).
 ///
@@ -15,7 +17,7 @@ pub type KernelFn = unsafe extern "C" fn(args: *const *mut u8) -> i32;
 
 /// Machine code copied into its own read+execute mapping.
 pub(crate) struct ExecCode {
-    map: Mmap,
+    map: Mapping,
 }
 
 impl ExecCode {
@@ -30,9 +32,7 @@ impl ExecCode {
             action: format!("map {} bytes of executable memory for kernel code", code.len()),
             error,
         };
-        let mut map = MmapMut::map_anon(code.len()).map_err(map_err)?;
-        map.copy_from_slice(code);
-        let map = map.make_exec().map_err(map_err)?;
+        let map = Mapping::copy_of(code, Protect::ReadExec).map_err(map_err)?;
         Ok(ExecCode { map })
     }
 
@@ -47,7 +47,7 @@ impl ExecCode {
         let entry = self.map.as_ptr().wrapping_add(offset);
         // SAFETY: `entry` points into executable memory that lives as long as
         // `self`; the caller guarantees it is a kernel entry point.
-        unsafe { std::mem::transmute::<*const u8, KernelFn>(entry) }
+        unsafe { core::mem::transmute::<*const u8, KernelFn>(entry) }
     }
 }
 
@@ -61,11 +61,39 @@ pub fn triple_arch(triple: &str) -> &str {
     }
 }
 
+/// This host's CPU architecture, spelled as in target triples and as
+/// `std::env::consts::ARCH` does (`"x86_64"`, `"aarch64"`, ...).
+pub const HOST_ARCH: &str = host_arch();
+
+const fn host_arch() -> &'static str {
+    if cfg!(target_arch = "x86_64") {
+        "x86_64"
+    } else if cfg!(target_arch = "aarch64") {
+        "aarch64"
+    } else if cfg!(target_arch = "x86") {
+        "x86"
+    } else if cfg!(target_arch = "arm") {
+        "arm"
+    } else if cfg!(target_arch = "riscv64") {
+        "riscv64"
+    } else if cfg!(target_arch = "riscv32") {
+        "riscv32"
+    } else if cfg!(target_arch = "powerpc64") {
+        "powerpc64"
+    } else if cfg!(target_arch = "s390x") {
+        "s390x"
+    } else if cfg!(target_arch = "loongarch64") {
+        "loongarch64"
+    } else {
+        "unknown"
+    }
+}
+
 /// Check that code compiled for `triple` can run on this host's CPU
-/// architecture ([`std::env::consts::ARCH`]).
+/// architecture ([`HOST_ARCH`]).
 pub fn check_host_triple(triple: &str) -> Result<()> {
     let arch = triple_arch(triple);
-    let host = std::env::consts::ARCH;
+    let host = HOST_ARCH;
     if arch == host {
         Ok(())
     } else {
@@ -76,6 +104,11 @@ pub fn check_host_triple(triple: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_arch_matches_std() {
+        assert_eq!(HOST_ARCH, std::env::consts::ARCH);
+    }
 
     #[test]
     fn arch_normalisation() {

@@ -11,6 +11,9 @@
 pub mod read;
 pub mod write;
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 pub use read::decode_bundle;
 pub use write::encode_bundle;
 
@@ -153,8 +156,8 @@ impl ElemType {
     }
 }
 
-impl std::fmt::Display for ElemType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for ElemType {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.name())
     }
 }

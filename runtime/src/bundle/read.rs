@@ -14,6 +14,9 @@ use super::{
     MAX_ARENA_SIZE, Region, SECTION_ALIGN, SECTION_ENTRY_SIZE, SectionKind, Step, TensorSpec, checksum,
 };
 use crate::error::{Error, Result};
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 
 /// Decode and fully validate a bundle.
 ///
@@ -436,7 +439,7 @@ impl<'a> Cursor<'a> {
         let at = self.pos;
         let n = self.u32(&format!("{what} length"))? as usize;
         let bytes = self.take(n, what)?;
-        match std::str::from_utf8(bytes) {
+        match core::str::from_utf8(bytes) {
             Ok(s) => Ok(s.to_string()),
             Err(e) => Err(self.error_at(at, format!("the {what} is not valid UTF-8 ({e})"))),
         }

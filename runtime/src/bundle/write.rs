@@ -5,6 +5,8 @@ use super::{
     SECTION_ENTRY_SIZE, SectionKind, TensorSpec, update_checksum,
 };
 
+use alloc::vec::Vec;
+
 /// Encode `spec` as a version-1 `.nanob` bundle.
 ///
 /// The writer trusts its input: it does not check that offsets fit the arena
