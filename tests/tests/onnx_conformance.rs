@@ -28,14 +28,13 @@
 //! to see the per-op table.
 
 use nanoc::driver;
-use nanoc::onnx::proto::tensor_proto::DataType;
 use nanoc::onnx::proto::type_proto::Value as TypeValue;
 use nanoc::onnx::proto::{ModelProto, TensorProto, ValueInfoProto};
 use nanoc::onnx::{ImportOptions, OnnxError};
 use nanoc_backends::BackendError;
 use nanoc_backends::cpu::CpuProgram;
 use nanoc_backends::cpu::jit::JitModel;
-use nanoc_ir::{Bytes, DType, Graph, Tensor, TensorType};
+use nanoc_ir::{Bytes, DType, Graph, Tensor};
 use nanoc_targets::Target;
 use nanoc_tests::{compare, temp_path};
 use prost::Message;
@@ -158,76 +157,12 @@ enum DecodeError {
     Bad(String),
 }
 
-/// Decodes a `TensorProto` (raw little-endian data or the typed fields) to
-/// a nanoc tensor. DOUBLE narrows to f32, as the importer does for
-/// constants. A stopgap until `compiler/src/onnx/tensor.rs` exports its
-/// converter.
+/// Decodes a `TensorProto` with the importer's own converter.
 fn tensor_from_proto(tp: &TensorProto) -> Result<Tensor, DecodeError> {
-    let bad = |m: String| DecodeError::Bad(m);
-    let code = tp.data_type.unwrap_or(0);
-    let dt = DataType::try_from(code).map_err(|_| bad(format!("unknown element type {code}")))?;
-    let dtype = match dt {
-        DataType::Float | DataType::Double => DType::F32,
-        DataType::Float16 => DType::F16,
-        DataType::Bfloat16 => DType::BF16,
-        DataType::Int8 => DType::I8,
-        DataType::Uint8 => DType::U8,
-        DataType::Int32 => DType::I32,
-        DataType::Int64 => DType::I64,
-        DataType::Bool => DType::Bool,
-        other => return Err(DecodeError::Unsupported(format!("element type {}", other.as_str_name()))),
-    };
-    if tp.segment.is_some() || !tp.external_data.is_empty() {
-        return Err(bad("segmented or external tensor data".into()));
-    }
-    let shape: Vec<usize> = tp
-        .dims
-        .iter()
-        .map(|&d| usize::try_from(d))
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad("negative dim".into()))?;
-    let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad("too large".into()))?;
-    let is_double = dt == DataType::Double;
-    let count = |n: usize, field: &str| {
-        if n == numel { Ok(()) } else { Err(bad(format!("{field} has {n} values, shape {shape:?} needs {numel}"))) }
-    };
-    let mut out = Vec::with_capacity(numel * dtype.size_bytes());
-    if let Some(raw) = &tp.raw_data {
-        let stored = if is_double { 8 } else { dtype.size_bytes() };
-        count(raw.len() / stored, "raw_data")?;
-        if raw.len() % stored != 0 {
-            return Err(bad(format!("raw_data has {} bytes", raw.len())));
-        }
-        if is_double {
-            for c in raw.chunks_exact(8) {
-                let v = f64::from_le_bytes(c.try_into().map_err(|_| bad("raw_data".into()))?);
-                out.extend_from_slice(&(v as f32).to_le_bytes());
-            }
-        } else {
-            out.extend_from_slice(raw);
-        }
-    } else if is_double {
-        count(tp.double_data.len(), "double_data")?;
-        tp.double_data.iter().for_each(|&v| out.extend_from_slice(&(v as f32).to_le_bytes()));
-    } else if dtype == DType::F32 {
-        count(tp.float_data.len(), "float_data")?;
-        tp.float_data.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
-    } else if dtype == DType::I64 {
-        count(tp.int64_data.len(), "int64_data")?;
-        tp.int64_data.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
-    } else {
-        count(tp.int32_data.len(), "int32_data")?;
-        for &v in &tp.int32_data {
-            match dtype {
-                // 16-bit floats are stored as their bit patterns.
-                DType::F16 | DType::BF16 => out.extend_from_slice(&(v as u16).to_le_bytes()),
-                DType::I8 | DType::U8 => out.push(v as u8),
-                DType::Bool => out.push(u8::from(v != 0)),
-                _ => out.extend_from_slice(&v.to_le_bytes()),
-            }
-        }
-    }
-    Tensor::from_bytes(TensorType::new(dtype, shape), Bytes::from_vec(out)).map_err(|e| bad(e.to_string()))
+    let name = tp.name.clone().unwrap_or_default();
+    nanoc::onnx::tensor_from_proto(tp.clone(), &name, "test data", None).map_err(|e| {
+        if e.is_unsupported() { DecodeError::Unsupported(e.to_string()) } else { DecodeError::Bad(e.to_string()) }
+    })
 }
 
 /// Reads `test_data_set_0/{prefix}_<i>.pb` for each value in `vis`, named
@@ -345,7 +280,12 @@ enum Import {
 fn import(bytes: &[u8], file: &str, dir: &Path, opts: &ImportOptions, graph_inputs: &[String]) -> Import {
     let r = guarded(|| nanoc::onnx::import_onnx_bytes(bytes, file, Some(dir), opts));
     match r {
-        Ok(Ok(g)) => Import::Ok(g),
+        // The same pipeline as `nanoc::driver::load_graph`: half precision
+        // graphs compute in f32.
+        Ok(Ok(g)) => match nanoc::passes::precision::promote_half(g) {
+            Ok(g) => Import::Ok(g),
+            Err(e) => Import::Fail(format!("half promotion: {e}"), None),
+        },
         Ok(Err(e)) => {
             let msg = one_line(&e.to_string());
             // An opset outside MIN_OPSET..=MAX_OPSET is a documented limit

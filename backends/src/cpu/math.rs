@@ -319,7 +319,12 @@ pub fn frem(b: &mut FunctionBuilder, a: Value, d: Value) -> Value {
     let t = trunc(b, q);
     let m = b.ins().fmul(t, d);
     let r = b.ins().fsub(a, m);
-    b.ins().fcopysign(r, a)
+    let r = b.ins().fcopysign(r, a);
+    // fmod(a, ±inf) = a for finite a.
+    let ad = b.ins().fabs(d);
+    let inf = c(b, f32::INFINITY);
+    let d_inf = b.ins().fcmp(FloatCC::Equal, ad, inf);
+    b.ins().select(d_inf, a, r)
 }
 
 /// Floored remainder: the sign of the divisor.

@@ -22,6 +22,8 @@ mod model;
 mod ops;
 mod tensor;
 
+pub use tensor::tensor_from_proto;
+
 /// Generated protobuf types for `onnx.proto` (prost).
 #[allow(missing_docs, clippy::all, clippy::pedantic, clippy::unwrap_used, clippy::expect_used)]
 pub mod proto {

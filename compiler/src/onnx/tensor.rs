@@ -47,7 +47,7 @@ pub(crate) fn dims_to_shape(dims: &[i64]) -> Result<Vec<usize>, String> {
 /// Decodes a tensor. `name` is used in errors (the proto's own name if it
 /// has one is preferred by callers); `base_dir` is the model's directory,
 /// where external data files live.
-pub(crate) fn tensor_from_proto(
+pub fn tensor_from_proto(
     mut tp: TensorProto,
     name: &str,
     file: &str,

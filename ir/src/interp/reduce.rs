@@ -24,9 +24,6 @@ pub(super) fn reduce(x: &Tensor, kind: ReduceKind, axes: &[usize], ty: &TensorTy
     }
     let out_len: usize = kept.iter().product();
     let count: usize = axes.iter().filter_map(|&a| dims.get(a)).product();
-    if kind == ReduceKind::Max && count == 0 && out_len > 0 {
-        return Err(format!("{name} of zero elements"));
-    }
     let targets = || Offsets::new(dims, &strides);
 
     if x.dtype().is_float() {
@@ -41,7 +38,14 @@ pub(super) fn reduce(x: &Tensor, kind: ReduceKind, axes: &[usize], ty: &TensorTy
         }
         from_floats(ty, &acc.iter().map(|&a| a as f32).collect::<Vec<_>>())
     } else if x.dtype().is_int() && kind != ReduceKind::Mean {
-        let init = if kind == ReduceKind::Max { i64::MIN } else { 0 };
+        // The max of no elements is the type's minimum (-inf for floats).
+        let init = match (kind, x.dtype()) {
+            (ReduceKind::Max, crate::DType::I8) => i8::MIN as i64,
+            (ReduceKind::Max, crate::DType::U8) => 0,
+            (ReduceKind::Max, crate::DType::I32) => i32::MIN as i64,
+            (ReduceKind::Max, _) => i64::MIN,
+            _ => 0,
+        };
         let mut acc = vec![init; out_len];
         for (&v, o) in ints(x)?.iter().zip(targets()) {
             acc[o] = if kind == ReduceKind::Max { acc[o].max(v) } else { acc[o].wrapping_add(v) };

@@ -312,15 +312,26 @@ fn layer_norm(c: &mut Ctx<'_, '_>) -> Res<()> {
     let bias = c.opt_input(2)?;
     let axis = c.axis(c.attr_int_or("axis", -1)?, tx.shape.rank(), "axis")?;
     let epsilon = c.attr_float_or("epsilon", 1e-5)?;
-    for (i, what) in [(1, "Mean"), (2, "InvStdDev")] {
-        if c.output_used(i) {
-            return Err(c.unsupported(format!("output {i} ({what}) is used, but nanoc does not compute it")));
-        }
-    }
     let mut args = vec![x, scale];
     args.extend(bias);
     let y = c.add(None, Op::LayerNorm { axis, epsilon }, &args)?;
     c.set_output(0, y);
+    // The optional statistics outputs, computed separately when used:
+    // Mean and 1/sqrt(var + epsilon) over the normalised dims (kept as 1s).
+    if c.output_used(1) || c.output_used(2) {
+        let axes: Vec<usize> = (axis..tx.shape.rank()).collect();
+        let mean_op = Op::Reduce { kind: ReduceKind::Mean, axes, keep_dims: true };
+        let mean = c.add(Some("mean"), mean_op.clone(), &[x])?;
+        c.set_output(1, mean);
+        let d = c.add(Some("centered"), Op::Binary(BinaryOp::Sub), &[x, mean])?;
+        let sq = c.add(Some("squared"), Op::Binary(BinaryOp::Mul), &[d, d])?;
+        let var = c.add(Some("variance"), mean_op, &[sq])?;
+        let eps = c.scalar("epsilon", tx.dtype, epsilon as f64)?;
+        let ve = c.add(Some("variance_eps"), Op::Binary(BinaryOp::Add), &[var, eps])?;
+        let sd = c.add(Some("std"), Op::Unary(nanoc_ir::UnaryOp::Sqrt), &[ve])?;
+        let inv = c.add(Some("inv_std"), Op::Unary(nanoc_ir::UnaryOp::Reciprocal), &[sd])?;
+        c.set_output(2, inv);
+    }
     Ok(())
 }
 

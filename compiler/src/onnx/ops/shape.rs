@@ -21,6 +21,8 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("ConstantOfShape", constant_of_shape),
     ("Range", range),
     ("Cast", cast),
+    ("CastLike", cast_like),
+    ("Size", size),
     ("Identity", identity),
     ("Dropout", dropout),
     ("Trilu", trilu),
@@ -436,6 +438,23 @@ fn cast(c: &mut Ctx<'_, '_>) -> Res<()> {
         c.unsupported(format!("cast to element type {}", dtype_name(i32::try_from(code).unwrap_or(-1))))
     })?;
     let y = if to == tx.dtype { x } else { c.add(None, Op::Cast { to }, &[x])? };
+    c.set_output(0, y);
+    Ok(())
+}
+
+/// CastLike: a cast to the element type of input 1.
+fn cast_like(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let (x, tx) = c.input_typed(0)?;
+    let to = c.ty(c.input(1)?).dtype;
+    let y = if to == tx.dtype { x } else { c.add(None, Op::Cast { to }, &[x])? };
+    c.set_output(0, y);
+    Ok(())
+}
+
+/// Size: the (static) element count, an i64 scalar constant.
+fn size(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let (_, tx) = c.input_typed(0)?;
+    let y = c.add_const(None, Tensor::scalar(tx.shape.numel() as i64));
     c.set_output(0, y);
     Ok(())
 }
