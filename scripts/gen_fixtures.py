@@ -934,6 +934,7 @@ def register_all_cases():
 
 
     register_more_elementwise_and_norm_cases(R, single, unary_fn=None)
+    register_indexing_and_resampling_cases(R, single)
 
 
 def register_more_elementwise_and_norm_cases(R, single, unary_fn=None):
@@ -1029,6 +1030,279 @@ def register_more_elementwise_and_norm_cases(R, single, unary_fn=None):
                       opset=23, axis=-1, epsilon=1e-5)
 
     OPS.append(("rmsnorm", rmsnorm))
+
+def register_indexing_and_resampling_cases(R, single):
+    """Cases for issue #3 batch 2: CumSum, ArgMax/ArgMin, TopK,
+    GatherElements, GatherND, ScatterND, Pad, DepthToSpace/SpaceToDepth,
+    ConvTranspose, Resize and Einsum, with their attribute variants."""
+
+    def x_of(name, shape, scale=1.0):
+        return randn(R(name), shape, scale)
+
+    def ties(name, shape):
+        # Small integers as floats, so that ties are common.
+        return np.round(randn(R(name), shape, 1.5)).astype(np.float32)
+
+    # ---- CumSum -----------------------------------------------------------------
+    def cumsum(name, x, axis, **attrs):
+        return single(name, "CumSum", [("x", x), ("axis", axis)], {"axis"}, out_dtype=x.dtype.type, **attrs)
+
+    OPS.append(("cumsum_axis1", lambda: cumsum("cumsum_axis1", x_of("cumsum_axis1", [2, 3, 4]), i64(1))))
+    OPS.append(("cumsum_exclusive_last", lambda: cumsum(
+        "cumsum_exclusive_last", x_of("cumsum_exclusive_last", [2, 5]), i64(-1), exclusive=1)))
+    OPS.append(("cumsum_reverse_axis0", lambda: cumsum(
+        "cumsum_reverse_axis0", x_of("cumsum_reverse_axis0", [4, 3]), i64(0), reverse=1)))
+    OPS.append(("cumsum_exclusive_reverse", lambda: cumsum(
+        "cumsum_exclusive_reverse", x_of("cumsum_exclusive_reverse", [2, 4, 3]), i64(1), exclusive=1, reverse=1)))
+    OPS.append(("cumsum_int64_axis_int32", lambda: cumsum(
+        "cumsum_int64_axis_int32", R("cumsum_int64_axis_int32").integers(-50, 50, [3, 4]).astype(np.int64),
+        np.asarray(1, dtype=np.int32))))
+
+    # ---- ArgMax / ArgMin (output int64) -------------------------------------------
+    def arg(name, op, x, **attrs):
+        return single(name, op, [("x", x)], out_dtype=np.int64, **attrs)
+
+    OPS.append(("argmax_axis1_keepdims", lambda: arg(
+        "argmax_axis1_keepdims", "ArgMax", x_of("argmax_axis1_keepdims", [2, 3, 4]), axis=1)))
+    OPS.append(("argmax_last_axis_nokeep", lambda: arg(
+        "argmax_last_axis_nokeep", "ArgMax", x_of("argmax_last_axis_nokeep", [3, 5]), axis=-1, keepdims=0)))
+    OPS.append(("argmax_ties_select_last", lambda: arg(
+        "argmax_ties_select_last", "ArgMax", ties("argmax_ties_select_last", [4, 6]), axis=1,
+        select_last_index=1)))
+    OPS.append(("argmax_ties_first", lambda: arg(
+        "argmax_ties_first", "ArgMax", ties("argmax_ties_first", [4, 6]), axis=1, keepdims=0)))
+    OPS.append(("argmin_axis0_nokeep", lambda: arg(
+        "argmin_axis0_nokeep", "ArgMin", x_of("argmin_axis0_nokeep", [4, 3, 2]), axis=0, keepdims=0)))
+    OPS.append(("argmin_ties_select_last", lambda: arg(
+        "argmin_ties_select_last", "ArgMin", ties("argmin_ties_select_last", [3, 7]), axis=-1,
+        select_last_index=1)))
+    OPS.append(("argmax_int64", lambda: arg(
+        "argmax_int64", "ArgMax", R("argmax_int64").integers(-5, 5, [3, 4]).astype(np.int64), axis=0)))
+
+    # ---- TopK (values and indices) ------------------------------------------------
+    def topk(name, x, k, **attrs):
+        c = Case(name)
+        c.input("x", x)
+        c.init("k", i64([k]))
+        c.node("TopK", ["x", "k"], ["values", "indices"], **attrs)
+        c.output("values", x.dtype.type)
+        c.output("indices", np.int64)
+        return c.finish()
+
+    OPS.append(("topk_largest_last_axis", lambda: topk(
+        "topk_largest_last_axis", x_of("topk_largest_last_axis", [3, 6]), 3)))
+    OPS.append(("topk_smallest_axis0", lambda: topk(
+        "topk_smallest_axis0", x_of("topk_smallest_axis0", [5, 4]), 2, axis=0, largest=0)))
+    OPS.append(("topk_ties_full_sort", lambda: topk(
+        "topk_ties_full_sort", ties("topk_ties_full_sort", [2, 8]), 8)))
+    OPS.append(("topk_ties_smallest", lambda: topk(
+        "topk_ties_smallest", ties("topk_ties_smallest", [2, 3, 7]), 4, axis=2, largest=0)))
+    OPS.append(("topk_middle_axis", lambda: topk(
+        "topk_middle_axis", x_of("topk_middle_axis", [2, 5, 3]), 2, axis=1)))
+    OPS.append(("topk_int64", lambda: topk(
+        "topk_int64", R("topk_int64").integers(-20, 20, [2, 6]).astype(np.int64), 3)))
+
+    # ---- GatherElements ----------------------------------------------------------------
+    OPS.append(("gather_elements_axis0_const", lambda: single(
+        "gather_elements_axis0_const", "GatherElements",
+        [("data", x_of("gather_elements_axis0_const", [3, 4])), ("indices", i64([[0, 2, -1, 1], [2, -3, 1, 0]]))],
+        {"indices"}, axis=0)))
+    OPS.append(("gather_elements_axis1_runtime", lambda: single(
+        "gather_elements_axis1_runtime", "GatherElements",
+        [("data", x_of("gather_elements_axis1_runtime", [3, 4])),
+         ("indices", R("gather_elements_axis1_runtime_i").integers(-4, 4, [3, 6]).astype(np.int64))], axis=1)))
+    OPS.append(("gather_elements_3d_axis_m1", lambda: single(
+        "gather_elements_3d_axis_m1", "GatherElements",
+        [("data", x_of("gather_elements_3d_axis_m1", [2, 3, 5])),
+         ("indices", R("gather_elements_3d_axis_m1_i").integers(0, 5, [2, 2, 3]).astype(np.int32))], axis=-1)))
+
+    # ---- GatherND ---------------------------------------------------------------------------
+    OPS.append(("gathernd_rows", lambda: single(
+        "gathernd_rows", "GatherND", [("data", x_of("gathernd_rows", [4, 3])), ("indices", i64([[1], [3], [0]]))],
+        {"indices"})))
+    OPS.append(("gathernd_elements_runtime", lambda: single(
+        "gathernd_elements_runtime", "GatherND",
+        [("data", x_of("gathernd_elements_runtime", [2, 3, 4])), ("indices", i64([[1, 2, 3], [0, -1, 0], [1, 0, -4]]))])))
+    OPS.append(("gathernd_pairs_3d_indices", lambda: single(
+        "gathernd_pairs_3d_indices", "GatherND",
+        [("data", x_of("gathernd_pairs_3d_indices", [2, 3, 4])), ("indices", i64([[[0, 1], [1, 2]], [[1, 0], [0, 0]]]))],
+        {"indices"})))
+    OPS.append(("gathernd_batch_dims1", lambda: single(
+        "gathernd_batch_dims1", "GatherND",
+        [("data", x_of("gathernd_batch_dims1", [2, 3, 4])), ("indices", i64([[[2], [0]], [[1], [1]]]))],
+        {"indices"}, batch_dims=1)))
+
+    # ---- ScatterND ----------------------------------------------------------------------------
+    def scatter(name, data, idx, upd, idx_const=True, opset=DEFAULT_OPSET, **attrs):
+        return single(name, "ScatterND", [("data", data), ("indices", idx), ("updates", upd)],
+                      {"indices"} if idx_const else None, opset=opset, out_dtype=data.dtype.type, **attrs)
+
+    OPS.append(("scatternd_rows_const_indices", lambda: scatter(
+        "scatternd_rows_const_indices", x_of("scatternd_rows_const_indices", [4, 3]), i64([[3], [1]]),
+        x_of("scatternd_rows_const_indices_u", [2, 3]))))
+    OPS.append(("scatternd_elements_runtime_indices", lambda: scatter(
+        "scatternd_elements_runtime_indices", x_of("scatternd_elements_runtime_indices", [3, 4]),
+        i64([[0, 1], [2, 3], [1, -1]]), x_of("scatternd_elements_runtime_indices_u", [3]), idx_const=False)))
+    OPS.append(("scatternd_add_duplicates", lambda: scatter(
+        "scatternd_add_duplicates", x_of("scatternd_add_duplicates", [5, 2]), i64([[1], [4], [1]]),
+        x_of("scatternd_add_duplicates_u", [3, 2]), opset=16, reduction="add")))
+    OPS.append(("scatternd_mul", lambda: scatter(
+        "scatternd_mul", x_of("scatternd_mul", [2, 3, 2]), i64([[0, 2], [1, 0], [0, 2]]),
+        x_of("scatternd_mul_u", [3, 2]), opset=16, reduction="mul")))
+    OPS.append(("scatternd_max_int64", lambda: scatter(
+        "scatternd_max_int64", R("scatternd_max_int64").integers(-9, 9, [6]).astype(np.int64), i64([[2], [5], [2]]),
+        i64([3, -4, 8]), opset=18, reduction="max")))
+    OPS.append(("scatternd_min", lambda: scatter(
+        "scatternd_min", x_of("scatternd_min", [3, 3]), i64([[2], [0]]), x_of("scatternd_min_u", [2, 3]),
+        opset=18, reduction="min")))
+
+    # ---- Pad ------------------------------------------------------------------------------------
+    def pad(name, x, pads, value=None, axes=None, opset=DEFAULT_OPSET, runtime_value=False, **attrs):
+        ins = [("x", x), ("pads", i64(pads))]
+        inits = {"pads", "axes"}
+        if value is not None or axes is not None:
+            ins.append(("value", value) if value is not None else ("", None))
+            if value is not None and not runtime_value:
+                inits.add("value")
+        if axes is not None:
+            ins.append(("axes", i64(axes)))
+        return single(name, "Pad", ins, inits, opset=opset, out_dtype=x.dtype.type, **attrs)
+
+    OPS.append(("pad_constant_value", lambda: pad(
+        "pad_constant_value", x_of("pad_constant_value", [2, 3]), [1, 2, 0, 1], f32(1.5))))
+    OPS.append(("pad_constant_default", lambda: pad(
+        "pad_constant_default", x_of("pad_constant_default", [1, 2, 3, 3]), [0, 0, 1, 2, 0, 0, 2, 1])))
+    OPS.append(("pad_constant_runtime_value", lambda: pad(
+        "pad_constant_runtime_value", x_of("pad_constant_runtime_value", [3, 2]), [2, 0, 1, 3], f32(-2.25),
+        runtime_value=True)))
+    OPS.append(("pad_reflect", lambda: pad(
+        "pad_reflect", x_of("pad_reflect", [3, 4]), [1, 2, 2, 3], mode="reflect")))
+    OPS.append(("pad_edge_3d", lambda: pad(
+        "pad_edge_3d", x_of("pad_edge_3d", [2, 3, 4]), [1, 0, 2, 0, 2, 1], mode="edge")))
+    OPS.append(("pad_negative_crop", lambda: pad(
+        "pad_negative_crop", x_of("pad_negative_crop", [4, 5]), [-1, 2, 1, -2], f32(0.5))))
+    OPS.append(("pad_axes_reflect_opset18", lambda: pad(
+        "pad_axes_reflect_opset18", x_of("pad_axes_reflect_opset18", [2, 3, 5]), [2, 1], axes=[-1], opset=18,
+        mode="reflect")))
+    OPS.append(("pad_wrap_opset19", lambda: pad(
+        "pad_wrap_opset19", x_of("pad_wrap_opset19", [3, 4]), [1, 3, 2, 2], opset=19, mode="wrap")))
+    OPS.append(("pad_int64_edge", lambda: pad(
+        "pad_int64_edge", R("pad_int64_edge").integers(-9, 9, [2, 3]).astype(np.int64), [1, 1, 1, 1], mode="edge")))
+
+    # ---- DepthToSpace / SpaceToDepth -------------------------------------------------------------
+    OPS.append(("depthtospace_dcr", lambda: single(
+        "depthtospace_dcr", "DepthToSpace", [("x", x_of("depthtospace_dcr", [1, 8, 2, 3]))], blocksize=2)))
+    OPS.append(("depthtospace_crd", lambda: single(
+        "depthtospace_crd", "DepthToSpace", [("x", x_of("depthtospace_crd", [2, 8, 3, 2]))], blocksize=2,
+        mode="CRD")))
+    OPS.append(("spacetodepth", lambda: single(
+        "spacetodepth", "SpaceToDepth", [("x", x_of("spacetodepth", [1, 2, 4, 6]))], blocksize=2)))
+
+    # ---- ConvTranspose ------------------------------------------------------------------------------
+    def convt(name, xshape, wshape, bias=True, **attrs):
+        r = R(name)
+        ins = [("x", randn(r, xshape)), ("w", randn(r, wshape, 0.3))]
+        if bias:
+            ins.append(("b", randn(r, [wshape[1] * attrs.get("group", 1)], 0.1)))
+        return single(name, "ConvTranspose", ins, {"w", "b"}, **attrs)
+
+    OPS.append(("convtranspose2d_basic", lambda: convt("convtranspose2d_basic", [1, 2, 3, 3], [2, 3, 3, 3])))
+    OPS.append(("convtranspose2d_strides_pads_outpad", lambda: convt(
+        "convtranspose2d_strides_pads_outpad", [1, 2, 3, 4], [2, 2, 3, 3], strides=[2, 2], pads=[1, 1, 1, 0],
+        output_padding=[1, 1])))
+    OPS.append(("convtranspose2d_group_dilation", lambda: convt(
+        "convtranspose2d_group_dilation", [2, 4, 3, 3], [4, 1, 2, 3], group=2, dilations=[2, 1], strides=[1, 2])))
+    OPS.append(("convtranspose2d_stride3_nobias", lambda: convt(
+        "convtranspose2d_stride3_nobias", [1, 3, 2, 3], [3, 2, 2, 2], bias=False, strides=[3, 3], pads=[0, 1, 1, 0])))
+    OPS.append(("convtranspose2d_autopad_same_upper", lambda: convt(
+        "convtranspose2d_autopad_same_upper", [1, 2, 3, 3], [2, 2, 3, 3], strides=[2, 2], auto_pad="SAME_UPPER")))
+    OPS.append(("convtranspose2d_autopad_same_lower", lambda: convt(
+        "convtranspose2d_autopad_same_lower", [1, 2, 3, 3], [2, 2, 3, 3], strides=[2, 2], auto_pad="SAME_LOWER")))
+    OPS.append(("convtranspose2d_output_shape", lambda: convt(
+        "convtranspose2d_output_shape", [1, 2, 3, 3], [2, 2, 3, 3], strides=[2, 2], output_shape=[6, 5])))
+    OPS.append(("convtranspose2d_output_shape_extends", lambda: convt(
+        "convtranspose2d_output_shape_extends", [1, 1, 3, 3], [1, 2, 3, 3], strides=[3, 2], output_shape=[10, 8])))
+    OPS.append(("convtranspose1d", lambda: convt(
+        "convtranspose1d", [1, 3, 5], [3, 2, 3], strides=[3], pads=[1, 0], kernel_shape=[3])))
+    OPS.append(("convtranspose1d_dilated_group3", lambda: convt(
+        "convtranspose1d_dilated_group3", [2, 3, 4], [3, 2, 2], group=3, dilations=[3], output_padding=[1],
+        strides=[2])))
+
+    # ---- Resize ---------------------------------------------------------------------------------
+    def resize(name, xshape, scales=None, sizes=None, opset=DEFAULT_OPSET, **attrs):
+        ins = [("x", x_of(name, xshape)), ("", None)]
+        if scales is not None:
+            ins.append(("scales", f32(scales)))
+        else:
+            ins += [("", None), ("sizes", i64(sizes))]
+        return single(name, "Resize", ins, {"scales", "sizes"}, opset=opset, **attrs)
+
+    OPS.append(("resize_nearest_asymmetric_floor", lambda: resize(
+        "resize_nearest_asymmetric_floor", [1, 2, 3, 4], scales=[1, 1, 2, 3], mode="nearest",
+        coordinate_transformation_mode="asymmetric", nearest_mode="floor")))
+    OPS.append(("resize_nearest_half_pixel_sizes", lambda: resize(
+        "resize_nearest_half_pixel_sizes", [1, 2, 3, 4], sizes=[1, 2, 7, 5], mode="nearest")))
+    OPS.append(("resize_nearest_round_prefer_floor_down", lambda: resize(
+        "resize_nearest_round_prefer_floor_down", [1, 1, 6, 8], scales=[1, 1, 0.5, 0.75], mode="nearest",
+        nearest_mode="round_prefer_floor")))
+    OPS.append(("resize_nearest_align_corners", lambda: resize(
+        "resize_nearest_align_corners", [1, 2, 3, 4], sizes=[1, 2, 5, 7], mode="nearest",
+        coordinate_transformation_mode="align_corners")))
+    OPS.append(("resize_nearest_pytorch_half_pixel", lambda: resize(
+        "resize_nearest_pytorch_half_pixel", [2, 1, 4, 3], scales=[1, 1, 1.5, 2], mode="nearest",
+        coordinate_transformation_mode="pytorch_half_pixel")))
+    OPS.append(("resize_nearest_round_prefer_ceil", lambda: resize(
+        "resize_nearest_round_prefer_ceil", [1, 1, 2, 3], scales=[1, 1, 2, 2], mode="nearest",
+        coordinate_transformation_mode="asymmetric", nearest_mode="round_prefer_ceil")))
+    OPS.append(("resize_linear_half_pixel", lambda: resize(
+        "resize_linear_half_pixel", [1, 2, 3, 4], scales=[1, 1, 2, 2], mode="linear")))
+    OPS.append(("resize_linear_align_corners_sizes", lambda: resize(
+        "resize_linear_align_corners_sizes", [1, 2, 3, 4], sizes=[1, 2, 5, 7], mode="linear",
+        coordinate_transformation_mode="align_corners")))
+    OPS.append(("resize_linear_asymmetric", lambda: resize(
+        "resize_linear_asymmetric", [1, 1, 4, 4], scales=[1, 1, 1.5, 2.5], mode="linear",
+        coordinate_transformation_mode="asymmetric")))
+    OPS.append(("resize_linear_pytorch_half_pixel_down", lambda: resize(
+        "resize_linear_pytorch_half_pixel_down", [1, 2, 5, 7], sizes=[1, 2, 2, 3], mode="linear",
+        coordinate_transformation_mode="pytorch_half_pixel")))
+    OPS.append(("resize_linear_sizes_axes_opset18", lambda: resize(
+        "resize_linear_sizes_axes_opset18", [1, 2, 3, 4], sizes=[6, 5], opset=18, axes=[2, 3], mode="linear")))
+    OPS.append(("resize_nearest_not_larger_opset18", lambda: resize(
+        "resize_nearest_not_larger_opset18", [1, 1, 4, 6], sizes=[7, 8], opset=18, axes=[2, 3], mode="nearest",
+        keep_aspect_ratio_policy="not_larger")))
+    OPS.append(("resize_linear_not_smaller_opset18", lambda: resize(
+        "resize_linear_not_smaller_opset18", [1, 2, 4, 6], sizes=[7, 8], opset=18, axes=[2, 3], mode="linear",
+        keep_aspect_ratio_policy="not_smaller")))
+    OPS.append(("resize_linear_half_pixel_symmetric_opset19", lambda: resize(
+        "resize_linear_half_pixel_symmetric_opset19", [1, 1, 4, 5], scales=[1, 1, 1.75, 0.6], opset=19,
+        mode="linear", coordinate_transformation_mode="half_pixel_symmetric")))
+    OPS.append(("resize_nearest_half_pixel_symmetric_opset19", lambda: resize(
+        "resize_nearest_half_pixel_symmetric_opset19", [1, 2, 3, 5], sizes=[1, 2, 7, 3], opset=19,
+        mode="nearest", coordinate_transformation_mode="half_pixel_symmetric")))
+
+    # ---- Einsum -------------------------------------------------------------------------------------
+    def einsum(name, eq, shapes, consts=()):
+        ins = [(f"x{i}", x_of(f"{name}_{i}", s)) for i, s in enumerate(shapes)]
+        return single(name, "Einsum", ins, set(consts), equation=eq)
+
+    for nm, eq, shapes, consts in [
+        ("einsum_batched_matmul", "bij,bjk->bik", [[2, 3, 4], [2, 4, 5]], ()),
+        ("einsum_attention_scores", "bhqd,bhkd->bhqk", [[1, 2, 3, 4], [1, 2, 5, 4]], ()),
+        ("einsum_attention_values", "bhqk,bhkd->bhqd", [[2, 2, 3, 5], [2, 2, 5, 4]], ()),
+        ("einsum_transpose", "ij->ji", [[3, 4]], ()),
+        ("einsum_row_sum", "ij->i", [[3, 4]], ()),
+        ("einsum_sum_all", "ij->", [[3, 4]], ()),
+        ("einsum_outer", "i,j->ij", [[3], [4]], ()),
+        ("einsum_dot", "i,i->", [[5], [5]], ()),
+        ("einsum_matvec_const", "ij,j->i", [[3, 4], [4]], ("x1",)),
+        ("einsum_implicit_output", "ij,jk", [[2, 3], [3, 4]], ()),
+        ("einsum_ellipsis_matmul", "...ij,...jk->...ik", [[2, 3, 4], [2, 4, 2]], ()),
+        ("einsum_three_operands", "ij,jk,kl->il", [[2, 3], [3, 4], [4, 2]], ()),
+        ("einsum_permute_and_sum", "abc->cb", [[2, 3, 4]], ()),
+        ("einsum_bilinear", "bn,anm,bm->ba", [[2, 3], [4, 3, 5], [2, 5]], ("x1",)),
+    ]:
+        OPS.append((nm, (lambda nm=nm, eq=eq, shapes=shapes, consts=consts: einsum(nm, eq, shapes, consts))))
+
 
 def register_quant_cases():
     """Quantisation cases (issue #3): Quantize/DequantizeLinear per tensor,

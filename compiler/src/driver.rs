@@ -1,6 +1,8 @@
 //! The compiler driver: load a model (any frontend), run the pass
 //! pipeline, compile for a target, and package bundles.
 
+pub use crate::egraph::OptOptions;
+use crate::egraph::{self, OptReport};
 use crate::onnx::{self, ImportOptions};
 use anyhow::{Context, Result, bail};
 use nanoc_backends::cpu::{self, CpuProgram, plan};
@@ -39,11 +41,22 @@ pub fn load_graph(path: &Path, opts: &ImportOptions) -> Result<Graph> {
     Ok(crate::passes::precision::promote_half(g)?)
 }
 
-/// The optimisation pipeline. Empty for now: it verifies the graph; the
-/// e-graph passes slot in here.
-pub fn optimize(g: Graph) -> Result<Graph> {
+/// The optimisation pipeline: verify the graph, run the e-graph optimiser
+/// for `target` (unless `opts.no_opt`), verify the result.
+pub fn optimize(g: Graph, target: &Target, opts: &OptOptions) -> Result<Graph> {
+    Ok(optimize_with_report(g, target, opts)?.0)
+}
+
+/// [`optimize`], also returning the optimiser's report (`None` when it was
+/// skipped), which `--emit egraph` prints.
+pub fn optimize_with_report(g: Graph, target: &Target, opts: &OptOptions) -> Result<(Graph, Option<OptReport>)> {
     verify::verify(&g)?;
-    Ok(g)
+    if opts.no_opt {
+        return Ok((g, None));
+    }
+    let (out, report) = egraph::optimize(&g, target, opts)?;
+    verify::verify(&out)?;
+    Ok((out, Some(report)))
 }
 
 /// Resolves `--target`: `cpu` means the host CPU descriptor

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use nanoc::driver;
+use nanoc::egraph::OptReport;
 use nanoc::onnx::ImportOptions;
 use nanoc_ir::{Graph, Op, Tensor, text};
 use std::collections::BTreeMap;
@@ -45,6 +46,8 @@ enum Cmd {
         /// Bind a symbolic dimension, e.g. `--dim seq=16` (repeatable).
         #[arg(long = "dim", value_name = "NAME=N")]
         dims: Vec<String>,
+        #[command(flatten)]
+        opt: OptArgs,
     },
     /// Run a model (JIT-compiled) or a bundle (through the runtime) on .npy inputs.
     Run {
@@ -62,6 +65,8 @@ enum Cmd {
         /// Bind a symbolic dimension (inputs' shapes bind the rest).
         #[arg(long = "dim", value_name = "NAME=N")]
         dims: Vec<String>,
+        #[command(flatten)]
+        opt: OptArgs,
     },
     /// Summarise a model or a bundle: ops, parameters, bytes, I/O signature.
     Inspect {
@@ -75,12 +80,31 @@ enum Cmd {
     Targets,
 }
 
+/// Optimiser switches.
+#[derive(clap::Args)]
+struct OptArgs {
+    /// Optimisation level: 0 skips the e-graph optimiser, 1 (default) runs it.
+    #[arg(short = 'O', value_name = "LEVEL", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    level: u8,
+    /// Skip the e-graph optimiser (same as -O0).
+    #[arg(long)]
+    no_opt: bool,
+}
+
+impl OptArgs {
+    fn options(&self) -> driver::OptOptions {
+        driver::OptOptions { no_opt: self.no_opt || self.level == 0, ..Default::default() }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Emit {
     /// A .nanob bundle for the runtime.
     Bundle,
-    /// The IR as .ngraph text (weights to <output>.safetensors when -o is given).
+    /// The optimised IR as .ngraph text (weights to <output>.safetensors when -o is given).
     Ir,
+    /// The e-graph optimiser's per-stage report, then the optimised IR.
+    Egraph,
     /// The Cranelift IR of every kernel.
     Clif,
 }
@@ -120,12 +144,19 @@ impl Progress {
 fn run(cli: Cli) -> Result<()> {
     let pr = Progress { quiet: cli.quiet, start: Instant::now() };
     match cli.cmd {
-        Cmd::Compile { model, target, output, emit, dims } => {
+        Cmd::Compile { model, target, output, emit, dims, opt } => {
             let opts = ImportOptions { dims: parse_dims(&dims)?, ..Default::default() };
             let g = import(&model, &opts, &pr)?;
+            let t = driver::resolve_target(&target)?;
+            let (g, report) = optimize(g, &t, &opt, &pr)?;
             match emit {
-                Emit::Ir => {
-                    let txt = text::print(&g);
+                Emit::Ir | Emit::Egraph => {
+                    let mut txt = text::print(&g);
+                    if emit == Emit::Egraph {
+                        let head =
+                            report.map_or_else(|| "e-graph optimiser skipped (-O0)\n".to_string(), |r| r.to_string());
+                        txt = format!("{head}\n{txt}");
+                    }
                     match output {
                         Some(o) => {
                             std::fs::write(&o, txt).with_context(|| format!("{}: cannot write", o.display()))?;
@@ -139,7 +170,6 @@ fn run(cli: Cli) -> Result<()> {
                     }
                 }
                 Emit::Clif | Emit::Bundle => {
-                    let t = driver::resolve_target(&target)?;
                     let prog = nanoc_backends::cpu::compile(&g, &t, false)?;
                     pr.say(format!("lowered {} kernels for {}", prog.kernels.len(), t.name));
                     if emit == Emit::Clif {
@@ -166,7 +196,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Cmd::Run { model, inputs, output_dir, target, dims } => {
+        Cmd::Run { model, inputs, output_dir, target, dims, opt } => {
             let inputs = read_inputs(&inputs)?;
             let outs = if driver::is_bundle(&model) {
                 driver::run_bundle(&model, &inputs)?
@@ -175,6 +205,7 @@ fn run(cli: Cli) -> Result<()> {
                 opts.input_shapes = inputs.iter().map(|(n, t)| (n.clone(), t.shape().0.clone())).collect();
                 let g = import(&model, &opts, &pr)?;
                 let t = driver::resolve_target(&target)?;
+                let (g, _) = optimize(g, &t, &opt, &pr)?;
                 let outs = driver::run_jit(&g, &t, &inputs)?;
                 pr.say("ran with the JIT");
                 outs
@@ -209,9 +240,27 @@ fn run(cli: Cli) -> Result<()> {
 fn import(model: &Path, opts: &ImportOptions, pr: &Progress) -> Result<Graph> {
     pr.say(format!("importing {}", model.display()));
     let g = driver::load_graph(model, opts)?;
-    let g = driver::optimize(g)?;
+    nanoc_ir::verify::verify(&g)?;
     pr.say(format!("imported graph `{}`: {} nodes", g.name, g.node_count()));
     Ok(g)
+}
+
+/// Runs the pass pipeline for `target`, reporting what the optimiser did.
+fn optimize(g: Graph, t: &nanoc_targets::Target, opt: &OptArgs, pr: &Progress) -> Result<(Graph, Option<OptReport>)> {
+    let (g, report) = driver::optimize_with_report(g, t, &opt.options())?;
+    if let Some(r) = &report {
+        let stops: Vec<String> =
+            r.stages.iter().map(|s| format!("{} {}", s.name, nanoc::egraph::stages::stop_text(&s.stop))).collect();
+        pr.say(format!(
+            "optimised for {}: {} -> {} kernels ({}; {:.0} ms)",
+            t.name,
+            r.before.kernels,
+            r.after.kernels,
+            stops.join(", "),
+            r.times.2.as_secs_f64() * 1e3
+        ));
+    }
+    Ok((g, report))
 }
 
 fn parse_dims(dims: &[String]) -> Result<BTreeMap<String, usize>> {

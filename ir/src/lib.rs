@@ -23,5 +23,6 @@ pub use dtype::DType;
 pub use error::{IrError, Result};
 pub use graph::{Graph, Node, NodeId};
 pub use ops::{BinaryOp, Op, OpClass, ReduceKind, UnaryOp, Window, matmul_shape, quant_param_map};
+pub use ops::{PadMode, ScatterReduction};
 pub use shape::{Shape, TensorType};
 pub use tensor::{Bytes, Element, Tensor};

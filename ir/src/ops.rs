@@ -7,6 +7,8 @@
 
 use crate::{DType, Shape, Tensor, TensorType};
 
+mod extra;
+
 /// Elementwise unary functions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UnaryOp {
@@ -159,6 +161,81 @@ impl Window {
     }
 }
 
+/// How [`Op::Pad`] fills the cells outside the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PadMode {
+    /// A constant: the optional fill-value operand, else zero.
+    Constant,
+    /// Mirror without repeating the edge: `[c b | a b c | b a]`.
+    Reflect,
+    /// Repeat the edge element: `[a a | a b c | c c]`.
+    Edge,
+    /// Wrap around: `[b c | a b c | a b]`.
+    Wrap,
+}
+
+impl PadMode {
+    /// Every mode, in declaration order.
+    pub const ALL: [PadMode; 4] = [PadMode::Constant, PadMode::Reflect, PadMode::Edge, PadMode::Wrap];
+
+    /// The mode's name in the text format (as in ONNX).
+    pub fn name(self) -> &'static str {
+        match self {
+            PadMode::Constant => "constant",
+            PadMode::Reflect => "reflect",
+            PadMode::Edge => "edge",
+            PadMode::Wrap => "wrap",
+        }
+    }
+
+    /// The mode called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+/// How [`Op::ScatterNd`] combines an update with the element it lands on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScatterReduction {
+    /// Replace it.
+    None,
+    /// Add to it.
+    Add,
+    /// Multiply it.
+    Mul,
+    /// Keep the larger (NaN propagates).
+    Max,
+    /// Keep the smaller (NaN propagates).
+    Min,
+}
+
+impl ScatterReduction {
+    /// Every reduction, in declaration order.
+    pub const ALL: [ScatterReduction; 5] = [
+        ScatterReduction::None,
+        ScatterReduction::Add,
+        ScatterReduction::Mul,
+        ScatterReduction::Max,
+        ScatterReduction::Min,
+    ];
+
+    /// The reduction's name in the text format (as in ONNX).
+    pub fn name(self) -> &'static str {
+        match self {
+            ScatterReduction::None => "none",
+            ScatterReduction::Add => "add",
+            ScatterReduction::Mul => "mul",
+            ScatterReduction::Max => "max",
+            ScatterReduction::Min => "min",
+        }
+    }
+
+    /// The reduction called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
 /// An IR operation. The result type of every node is stored on the node;
 /// ops whose result shape is not implied by their operands (reshape,
 /// broadcast) take it from there.
@@ -298,6 +375,79 @@ pub enum Op {
         /// The axis.
         axis: usize,
     },
+
+    // ---- scans, selection, indexing, padding, transposed convolution --
+    /// Running sum along `axis` (integers wrap).
+    CumSum {
+        /// The axis.
+        axis: usize,
+        /// Leave each element out of its own sum.
+        exclusive: bool,
+        /// Sum from the end.
+        reverse: bool,
+    },
+    /// i64 index of the largest (`max`) or smallest element along `axis`;
+    /// ties give the first index, or the last with `select_last`. NaN ranks
+    /// above every number.
+    ArgReduce {
+        /// Largest (arg_max) rather than smallest (arg_min).
+        max: bool,
+        /// The axis.
+        axis: usize,
+        /// Keep the axis as extent 1.
+        keep_dims: bool,
+        /// Ties give the last index.
+        select_last: bool,
+    },
+    /// i64 indices of the `k` largest (or smallest) elements along `axis`,
+    /// best first, equal values in index order; NaN ranks above every number.
+    TopK {
+        /// The axis.
+        axis: usize,
+        /// How many.
+        k: usize,
+        /// Largest rather than smallest.
+        largest: bool,
+    },
+    /// `out[p] = data[p with p[axis] := indices[p]]` (ONNX GatherElements);
+    /// negative indices count from the end.
+    GatherElements {
+        /// The axis.
+        axis: usize,
+    },
+    /// ONNX GatherND: the slices of `data` addressed by the index tuples in
+    /// the last dim of `indices`, within batches of the first `batch_dims` dims.
+    GatherNd {
+        /// Leading dims shared by data and indices.
+        batch_dims: usize,
+    },
+    /// ONNX ScatterND: `data` with the slices addressed by the index tuples
+    /// of `indices` replaced by (or combined with) `updates`, in order.
+    ScatterNd {
+        /// How updates combine with the elements they land on.
+        reduction: ScatterReduction,
+    },
+    /// Pads every dim; operands x and, in constant mode, an optional
+    /// one-element fill value (default zero).
+    Pad {
+        /// How cells outside the input are filled.
+        mode: PadMode,
+        /// Cells added before each dim.
+        pads_begin: Vec<usize>,
+        /// Cells added after each dim.
+        pads_end: Vec<usize>,
+    },
+    /// Transposed N-d convolution, NC[spatial] layout; operands x, w
+    /// `[C, M/group, k...]` [, bias `[M]`]. `window.pads_*` crop the full
+    /// output; `output_padding` extends it at the end first.
+    ConvTranspose {
+        /// Kernel, strides, pads and dilations.
+        window: Window,
+        /// Number of groups.
+        group: usize,
+        /// Extra cells at the end of each spatial dim.
+        output_padding: Vec<usize>,
+    },
 }
 
 /// Coarse op classes that passes and backends match on.
@@ -384,6 +534,15 @@ impl Op {
             Op::Gather { .. } => "gather",
             Op::Dequantize { .. } => "dequantize",
             Op::Quantize { .. } => "quantize",
+            Op::CumSum { .. } => "cumsum",
+            Op::ArgReduce { max: true, .. } => "arg_max",
+            Op::ArgReduce { max: false, .. } => "arg_min",
+            Op::TopK { .. } => "top_k",
+            Op::GatherElements { .. } => "gather_elements",
+            Op::GatherNd { .. } => "gather_nd",
+            Op::ScatterNd { .. } => "scatter_nd",
+            Op::Pad { .. } => "pad",
+            Op::ConvTranspose { .. } => "conv_transpose",
         }
     }
 
@@ -404,6 +563,11 @@ impl Op {
             | Op::Concat { .. }
             | Op::Gather { .. } => OpClass::Movement,
             Op::Dequantize { .. } | Op::Quantize { .. } => OpClass::Elementwise,
+            Op::CumSum { .. } | Op::ArgReduce { .. } | Op::TopK { .. } => OpClass::Reduction,
+            Op::GatherElements { .. } | Op::GatherNd { .. } | Op::ScatterNd { .. } | Op::Pad { .. } => {
+                OpClass::Movement
+            }
+            Op::ConvTranspose { .. } => OpClass::Contraction,
         }
     }
 
@@ -418,6 +582,11 @@ impl Op {
             Op::Where => (3, 3),
             Op::Conv { .. } | Op::LayerNorm { .. } => (2, 3),
             Op::Dequantize { .. } | Op::Quantize { .. } => (2, 3),
+            Op::CumSum { .. } | Op::ArgReduce { .. } | Op::TopK { .. } => (1, 1),
+            Op::GatherElements { .. } | Op::GatherNd { .. } => (2, 2),
+            Op::ScatterNd { .. } => (3, 3),
+            Op::Pad { .. } => (1, 2),
+            Op::ConvTranspose { .. } => (2, 3),
             Op::Concat { .. } => (1, usize::MAX),
         }
     }
@@ -679,6 +848,16 @@ impl Op {
                     }
                 }
                 Ok(TensorType::new(out, x.shape.clone()))
+            }
+            Op::CumSum { axis, .. } => extra::cumsum(args[0], *axis),
+            Op::ArgReduce { axis, keep_dims, .. } => extra::arg_reduce(self.name(), args[0], *axis, *keep_dims),
+            Op::TopK { axis, k, .. } => extra::top_k(args[0], *axis, *k),
+            Op::GatherElements { axis } => extra::gather_elements(args[0], args[1], *axis),
+            Op::GatherNd { batch_dims } => extra::gather_nd(args[0], args[1], *batch_dims),
+            Op::ScatterNd { reduction } => extra::scatter_nd(args[0], args[1], args[2], *reduction),
+            Op::Pad { mode, pads_begin, pads_end } => extra::pad(args, *mode, pads_begin, pads_end),
+            Op::ConvTranspose { window, group, output_padding } => {
+                extra::conv_transpose(args, window, *group, output_padding)
             }
             Op::Gather { axis } => {
                 let (data, idx) = (args[0], args[1]);

@@ -65,6 +65,16 @@ impl Fixture {
         driver::load_graph(&self.model, &opts).map_err(|e| format!("{e:#}"))
     }
 
+    /// Imports the model and runs the pass pipeline for the host CPU
+    /// (verification and the e-graph optimiser); returns the optimised
+    /// graph and the optimiser's report.
+    pub fn import_optimized(&self) -> Result<(Graph, nanoc::egraph::OptReport), String> {
+        let g = self.import()?;
+        let t = cpu_target();
+        nanoc_ir::verify::verify(&g).map_err(|e| e.to_string())?;
+        nanoc::egraph::optimize(&g, &t, &Default::default()).map_err(|e| e.to_string())
+    }
+
     /// Inputs in graph-input order.
     pub fn ordered_inputs(&self, g: &Graph) -> Vec<Tensor> {
         g.inputs()
@@ -79,6 +89,20 @@ impl Fixture {
             })
             .collect()
     }
+}
+
+/// The host CPU's target descriptor.
+pub fn cpu_target() -> nanoc_targets::Target {
+    driver::resolve_target("cpu").unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Every fixture: the models, then `ops/<case>` for each line of
+/// `ops/CASES.txt`.
+pub fn all_fixtures() -> Vec<String> {
+    let mut v: Vec<String> = ["gpt2", "mlp", "cnn"].iter().map(|s| s.to_string()).collect();
+    let list = std::fs::read_to_string(fixtures_dir().join("ops/CASES.txt")).unwrap_or_default();
+    v.extend(list.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(|c| format!("ops/{c}")));
+    v
 }
 
 /// Checks `got` against `want` elementwise: same type, and for floats

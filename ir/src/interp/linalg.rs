@@ -132,6 +132,73 @@ pub(super) fn conv(
     from_floats(ty, &out)
 }
 
+/// Transposed convolution: every input element `x[b, c, i...]` adds
+/// `x * w[c, m, k...]` to output `[b, g*M/group + m, i*stride + k*dilation -
+/// pads_begin]` (for each spatial dim, when inside the output), for output
+/// channels `m` of its group `g = c / (C/group)`; then the bias. Layout x
+/// `[N, C, s...]`, w `[C, M/group, k...]`. Accumulates in f64.
+pub(super) fn conv_transpose(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    window: &Window,
+    group: usize,
+    ty: &TensorType,
+) -> Result<Tensor, String> {
+    let (xd, wd, od) = (x.shape().dims(), w.shape().dims(), ty.shape.dims());
+    let (batch, channels, spatial) = match xd {
+        [n, c, s @ ..] => (*n, *c, s),
+        _ => return Err(format!("conv_transpose input {} has rank < 3", x.ty())),
+    };
+    let (per_group_out, kernel) = match wd {
+        [_, mg, k @ ..] => (*mg, k),
+        _ => return Err(format!("conv_transpose weight {} has rank < 3", w.ty())),
+    };
+    let (out_channels, out_spatial) = match od {
+        [_, m, o @ ..] => (*m, o),
+        _ => return Err(format!("conv_transpose result {ty} has rank < 3")),
+    };
+    let per_group_in = channels / group.max(1);
+    let (xs, ws) = (floats(x)?, floats(w)?);
+    let in_cells = all_indices(spatial);
+    let kernel_cells = all_indices(kernel);
+    let out_plane: usize = out_spatial.iter().product();
+    let out_strides = Shape(out_spatial.to_vec()).strides();
+    let mut acc = vec![0f64; batch * out_channels * out_plane];
+    for b in 0..batch {
+        for c in 0..channels {
+            let g = c / per_group_in;
+            for (ii, icell) in in_cells.iter().enumerate() {
+                let xv = f64::from(xs[(b * channels + c) * in_cells.len() + ii]);
+                for (kf, kcell) in kernel_cells.iter().enumerate() {
+                    // Where this tap lands, if inside the output.
+                    let mut at = Some(0usize);
+                    for d in 0..spatial.len() {
+                        let p = (icell[d] * window.strides[d] + kcell[d] * window.dilations[d]) as i64
+                            - window.pads_begin[d] as i64;
+                        at = at
+                            .filter(|_| (0..out_spatial[d] as i64).contains(&p))
+                            .map(|a| a + p as usize * out_strides[d]);
+                    }
+                    let Some(at) = at else { continue };
+                    for m in 0..per_group_out {
+                        let oc = g * per_group_out + m;
+                        let wv = f64::from(ws[(c * per_group_out + m) * kernel_cells.len() + kf]);
+                        acc[(b * out_channels + oc) * out_plane + at] += xv * wv;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(bias) = bias {
+        let bs = floats(bias)?;
+        for (i, a) in acc.iter_mut().enumerate() {
+            *a += f64::from(bs[(i / out_plane) % out_channels]);
+        }
+    }
+    from_floats(ty, &acc.iter().map(|&v| v as f32).collect::<Vec<_>>())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -264,6 +331,61 @@ mod tests {
         let y = eval_op(&op, &[&x, &w, &b], &ty(DType::F32, &[1, 2, 2, 2])).unwrap();
         // ch0: 10*5, 10*7, 10*13, 5 + 10*15; ch1: 105, 105+107, 105+113, 105+107+113+115.
         assert_eq!(y.to_vec::<f32>().unwrap(), vec![51.0, 71.0, 131.0, 156.0, 104.0, 211.0, 217.0, 439.0]);
+    }
+
+    fn conv_transpose(
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        win: Window,
+        group: usize,
+        op: &[usize],
+        out: &[usize],
+    ) -> Vec<f32> {
+        let op = Op::ConvTranspose { window: win, group, output_padding: op.to_vec() };
+        let mut args = vec![x, w];
+        args.extend(b);
+        eval_op(&op, &args, &ty(DType::F32, out)).unwrap().to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn conv_transpose_1d_stride_pads_output_padding() {
+        // x [1,2,3], w [1,10,100], stride 2: x_i lands at 2i, 2i+1, 2i+2 with weights 1, 10, 100.
+        // Full output (7): [1, 10, 102, 20, 203, 30, 300].
+        let x = f32s(&[1, 1, 3], &[1.0, 2.0, 3.0]);
+        let w = f32s(&[1, 1, 3], &[1.0, 10.0, 100.0]);
+        let full = window(&[3], &[2], &[0], &[0], &[1]);
+        assert_eq!(
+            conv_transpose(&x, &w, None, full, 1, &[0], &[1, 1, 7]),
+            vec![1.0, 10.0, 102.0, 20.0, 203.0, 30.0, 300.0]
+        );
+        // pads (1, 2) crop the ends; output_padding 1 adds one more cell at the end first.
+        let w2 = window(&[3], &[2], &[1], &[2], &[1]);
+        assert_eq!(conv_transpose(&x, &w, None, w2, 1, &[1], &[1, 1, 5]), vec![10.0, 102.0, 20.0, 203.0, 30.0]);
+        // Dilation 2, stride 1, bias 0.5: x_i lands at i, i+2, i+4.
+        let b = f32s(&[1], &[0.5]);
+        let w3 = window(&[3], &[1], &[0], &[0], &[2]);
+        assert_eq!(
+            conv_transpose(&x, &w, Some(&b), w3, 1, &[0], &[1, 1, 7]),
+            vec![1.5, 2.5, 13.5, 20.5, 130.5, 200.5, 300.5]
+        );
+    }
+
+    #[test]
+    fn conv_transpose_2d_groups() {
+        // Two groups, one input channel each, two output channels per group, 1x1 kernels, stride 2:
+        // out channel m of group g is w[g, m] * x_g spread on even positions.
+        let x = f32s(&[1, 2, 1, 2], &[1.0, 2.0, 3.0, 4.0]);
+        let w = f32s(&[2, 2, 1, 1], &[1.0, -1.0, 10.0, 100.0]);
+        let win = window(&[1, 1], &[2, 2], &[0, 0], &[0, 0], &[1, 1]);
+        let y = conv_transpose(&x, &w, None, win, 2, &[0, 0], &[1, 4, 1, 3]);
+        assert_eq!(y, vec![1.0, 0.0, 2.0, -1.0, 0.0, -2.0, 30.0, 0.0, 40.0, 300.0, 0.0, 400.0]);
+        // A 2x2 all-ones kernel with stride 1 over [[1,2],[3,4]]: each output sums the inputs it covers.
+        let x = f32s(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0]);
+        let w = f32s(&[1, 1, 2, 2], &[1.0; 4]);
+        let win = window(&[2, 2], &[1, 1], &[0, 0], &[0, 0], &[1, 1]);
+        let y = conv_transpose(&x, &w, None, win, 1, &[0, 0], &[1, 1, 3, 3]);
+        assert_eq!(y, vec![1.0, 3.0, 2.0, 4.0, 10.0, 6.0, 3.0, 7.0, 4.0]);
     }
 
     #[test]

@@ -14,11 +14,13 @@
 //! slice, broadcast, concat, gather).
 
 mod elementwise;
+mod indexing;
 mod linalg;
 mod movement;
 mod norm;
 mod quant;
 mod reduce;
+mod select;
 
 use crate::{Bytes, DType, Graph, IrError, NodeId, Op, Tensor, TensorType, Window};
 use half::{bf16, f16};
@@ -76,6 +78,33 @@ pub fn eval_op(op: &Op, args: &[&Tensor], ty: &TensorType) -> std::result::Resul
         }
         Op::Dequantize { axis, block } => quant::dequantize(args, *axis, *block, ty),
         Op::Quantize { axis, block, .. } => quant::quantize(args, *axis, *block, ty),
+        Op::CumSum { axis, exclusive, reverse } => select::cumsum(one(args)?, *axis, *exclusive, *reverse, ty),
+        Op::ArgReduce { max, axis, select_last, .. } => select::arg_reduce(one(args)?, *max, *axis, *select_last, ty),
+        Op::TopK { axis, k, largest } => select::top_k(one(args)?, *axis, *k, *largest, ty),
+        Op::GatherElements { axis } => {
+            let (data, indices) = two(args)?;
+            indexing::gather_elements(data, indices, *axis, ty)
+        }
+        Op::GatherNd { batch_dims } => {
+            let (data, indices) = two(args)?;
+            indexing::gather_nd(data, indices, *batch_dims, ty)
+        }
+        Op::ScatterNd { reduction } => {
+            let (data, indices, updates) = three(args)?;
+            indexing::scatter_nd(data, indices, updates, *reduction, ty)
+        }
+        Op::Pad { mode, pads_begin, .. } => {
+            let (x, value) = match args {
+                [x] => (*x, None),
+                [x, v] => (*x, Some(*v)),
+                _ => return Err(format!("expected 1 or 2 operands, got {}", args.len())),
+            };
+            indexing::pad(x, value, *mode, pads_begin, ty)
+        }
+        Op::ConvTranspose { window, group, .. } => {
+            let (x, w, bias) = two_or_three(args)?;
+            linalg::conv_transpose(x, w, bias, window, *group, ty)
+        }
     }
 }
 

@@ -2,8 +2,8 @@
 
 use crate::weights::Weights;
 use crate::{
-    BinaryOp, Bytes, DType, Element, Graph, IrError, NodeId, Op, ReduceKind, Result, Tensor, TensorType, UnaryOp,
-    Window,
+    BinaryOp, Bytes, DType, Element, Graph, IrError, NodeId, Op, PadMode, ReduceKind, Result, ScatterReduction, Tensor,
+    TensorType, UnaryOp, Window,
 };
 use half::{bf16, f16};
 use std::collections::{HashMap, HashSet};
@@ -44,6 +44,9 @@ const CONV: &[&str] = &["kernel", "strides", "pads_begin", "pads_end", "dilation
 const AVG_POOL: &[&str] = &["kernel", "strides", "pads_begin", "pads_end", "dilations", "count_include_pad"];
 const REDUCE: &[&str] = &["axes", "keep_dims"];
 const AXIS: &[&str] = &["axis"];
+const ARG_REDUCE: &[&str] = &["axis", "keep_dims", "select_last"];
+const CONV_TRANSPOSE: &[&str] =
+    &["kernel", "strides", "pads_begin", "pads_end", "dilations", "group", "output_padding"];
 
 macro_rules! op {
     ($name:literal, $op:expr) => {
@@ -125,10 +128,52 @@ pub(super) const OPS: &[OpDef] = &[
     })),
     op!("concat", AXIS, |a| Ok(Op::Concat { axis: a.usize("axis")? })),
     op!("gather", AXIS, |a| Ok(Op::Gather { axis: a.usize("axis")? })),
+    op!("cumsum", &["axis", "exclusive", "reverse"], |a| Ok(Op::CumSum {
+        axis: a.usize("axis")?,
+        exclusive: a.bool("exclusive")?,
+        reverse: a.bool("reverse")?
+    })),
+    op!("arg_max", ARG_REDUCE, |a| arg_reduce(a, true)),
+    op!("arg_min", ARG_REDUCE, |a| arg_reduce(a, false)),
+    op!("top_k", &["axis", "k", "largest"], |a| Ok(Op::TopK {
+        axis: a.usize("axis")?,
+        k: a.usize("k")?,
+        largest: a.bool("largest")?
+    })),
+    op!("gather_elements", AXIS, |a| Ok(Op::GatherElements { axis: a.usize("axis")? })),
+    op!("gather_nd", &["batch_dims"], |a| Ok(Op::GatherNd { batch_dims: a.usize("batch_dims")? })),
+    op!("scatter_nd", &["reduction"], |a| Ok(Op::ScatterNd {
+        reduction: a.scalar("reduction", "one of none, add, mul, max, min", |t| match t {
+            Tok::Ident(s) => ScatterReduction::from_name(s),
+            _ => None,
+        })?
+    })),
+    op!("pad", &["mode", "pads_begin", "pads_end"], |a| Ok(Op::Pad {
+        mode: a.scalar("mode", "one of constant, reflect, edge, wrap", |t| match t {
+            Tok::Ident(s) => PadMode::from_name(s),
+            _ => None,
+        })?,
+        pads_begin: a.usize_list("pads_begin")?,
+        pads_end: a.usize_list("pads_end")?
+    })),
+    op!("conv_transpose", CONV_TRANSPOSE, |a| Ok(Op::ConvTranspose {
+        window: a.window()?,
+        group: a.usize("group")?,
+        output_padding: a.usize_list("output_padding")?
+    })),
 ];
 
 fn reduce(a: &mut Attrs<'_>, kind: ReduceKind) -> Result<Op> {
     Ok(Op::Reduce { kind, axes: a.usize_list("axes")?, keep_dims: a.bool("keep_dims")? })
+}
+
+fn arg_reduce(a: &mut Attrs<'_>, max: bool) -> Result<Op> {
+    Ok(Op::ArgReduce {
+        max,
+        axis: a.usize("axis")?,
+        keep_dims: a.bool("keep_dims")?,
+        select_last: a.bool("select_last")?,
+    })
 }
 
 /// The table entry for an op name.

@@ -174,6 +174,29 @@ pub(super) fn attributes(op: &Op) -> Vec<(&'static str, String)> {
         }
         Op::Transpose { perm } => vec![("perm", list(perm))],
         Op::Slice { starts, steps } => vec![("starts", list(starts)), ("steps", list(steps))],
+        Op::CumSum { axis, exclusive, reverse } => {
+            vec![("axis", axis.to_string()), ("exclusive", exclusive.to_string()), ("reverse", reverse.to_string())]
+        }
+        Op::ArgReduce { axis, keep_dims, select_last, .. } => vec![
+            ("axis", axis.to_string()),
+            ("keep_dims", keep_dims.to_string()),
+            ("select_last", select_last.to_string()),
+        ],
+        Op::TopK { axis, k, largest } => {
+            vec![("axis", axis.to_string()), ("k", k.to_string()), ("largest", largest.to_string())]
+        }
+        Op::GatherElements { axis } => vec![("axis", axis.to_string())],
+        Op::GatherNd { batch_dims } => vec![("batch_dims", batch_dims.to_string())],
+        Op::ScatterNd { reduction } => vec![("reduction", reduction.name().to_string())],
+        Op::Pad { mode, pads_begin, pads_end } => {
+            vec![("mode", mode.name().to_string()), ("pads_begin", list(pads_begin)), ("pads_end", list(pads_end))]
+        }
+        Op::ConvTranspose { window: w, group, output_padding } => {
+            let mut a = window(w);
+            a.push(("group", group.to_string()));
+            a.push(("output_padding", list(output_padding)));
+            a
+        }
     }
 }
 

@@ -6,7 +6,10 @@ use super::parse::{OPS, op_def};
 use super::print::attributes;
 use super::*;
 use crate::weights::Weights;
-use crate::{BinaryOp, DType, Element, Graph, IrError, NodeId, Op, ReduceKind, Tensor, TensorType, UnaryOp, Window};
+use crate::{
+    BinaryOp, DType, Element, Graph, IrError, NodeId, Op, PadMode, ReduceKind, ScatterReduction, Tensor, TensorType,
+    UnaryOp, Window,
+};
 use half::{bf16, f16};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -159,6 +162,33 @@ fn every_op_graph() -> Graph {
     op(&mut g, "or", Op::Binary(BinaryOp::Or), &[cond, cond]);
     let q = op(&mut g, "quantize", Op::Quantize { axis: 1, block: 0, to: I8 }, &[x, scale]);
     op(&mut g, "dequantize", Op::Dequantize { axis: 1, block: 0 }, &[q, scale]);
+    // Scans, selection, indexing, padding and transposed convolution.
+    op(&mut g, "cumsum", Op::CumSum { axis: 1, exclusive: true, reverse: false }, &[x]);
+    op(&mut g, "arg_max", Op::ArgReduce { max: true, axis: 1, keep_dims: false, select_last: false }, &[x]);
+    op(&mut g, "arg_min", Op::ArgReduce { max: false, axis: 0, keep_dims: true, select_last: true }, &[x]);
+    let top = op(&mut g, "top_k", Op::TopK { axis: 1, k: 2, largest: true }, &[x]);
+    op(&mut g, "gather_elements", Op::GatherElements { axis: 1 }, &[x, top]);
+    let tuples = g.add_const("nd.idx", Tensor::from_vec(vec![2, 1], vec![1i64, -2]).unwrap());
+    op(&mut g, "gather_nd", Op::GatherNd { batch_dims: 0 }, &[x, tuples]);
+    let rows = g.add_const("nd.rows", Tensor::from_vec(vec![2, 3], vec![1.0f32; 6]).unwrap());
+    op(&mut g, "scatter_nd", Op::ScatterNd { reduction: ScatterReduction::Add }, &[x, tuples, rows]);
+    let pad = Op::Pad { mode: PadMode::Constant, pads_begin: vec![0, 1], pads_end: vec![1, 0] };
+    let fill = g.add_const("pad.value", Tensor::scalar(-1.0f32));
+    op(&mut g, "pad", pad, &[x, fill]);
+    let ct_w = g.add_const("ct.w", ramp(&[2, 1, 2, 2], |i| i as f32 - 4.0));
+    let ct_b = g.add_const("ct.b", Tensor::from_vec(vec![2], vec![0.5f32, -0.5]).unwrap());
+    let ct = Op::ConvTranspose {
+        window: Window {
+            kernel: vec![2, 2],
+            strides: vec![2, 2],
+            pads_begin: vec![1, 0],
+            pads_end: vec![0, 1],
+            dilations: vec![1, 1],
+        },
+        group: 2,
+        output_padding: vec![1, 0],
+    };
+    op(&mut g, "conv_transpose", ct, &[img, ct_w, ct_b]);
     g.add_output("logits", logits);
     g.add_output("gathered", gather);
     g.add_output("o\"ut\\", mean);
@@ -324,10 +354,13 @@ fn op_table_covers_every_op_name() {
             Op::MaxPool { .. } | Op::AvgPool { .. } | Op::Reshape | Op::Transpose { .. } | Op::Slice { .. } => 7,
             Op::Broadcast | Op::Concat { .. } | Op::Gather { .. } => 8,
             Op::Dequantize { .. } | Op::Quantize { .. } => 9,
+            Op::CumSum { .. } | Op::ArgReduce { max: true | false, .. } | Op::TopK { .. } => 10,
+            Op::GatherElements { .. } | Op::GatherNd { .. } | Op::ScatterNd { .. } | Op::Pad { .. } => 11,
+            Op::ConvTranspose { .. } => 12,
         }
     }
-    // 23 variants of Op, 18 unary, 16 binary and 3 reduce kinds.
-    const NAMES: usize = 23 - 3 + 18 + 16 + 3;
+    // 31 variants of Op (arg_reduce has two names), 18 unary, 16 binary and 3 reduce kinds.
+    const NAMES: usize = 31 - 3 + 1 + 18 + 16 + 3;
 
     let g = every_op_graph();
     let mut names = BTreeSet::new();

@@ -168,3 +168,99 @@ pub(super) fn conv(
     let _ = nsp;
     Ok(())
 }
+
+/// Transposed N-d convolution in gather form: output `o` sums, over input
+/// channels of its group and kernel taps `k`, `x[t / stride] * w[c, m, k]`
+/// where `t = o + pad_begin - k*dilation` is a non-negative multiple of the
+/// stride with `t / stride` inside the input (per spatial dim).
+pub(super) fn conv_transpose(
+    kb: &mut Kb,
+    node: &Node,
+    args: &[&TensorType],
+    window: &Window,
+    group: usize,
+) -> Result<(), String> {
+    require_f32("conv_transpose", args)?;
+    let (x, w) = (&args[0].shape, &args[1].shape);
+    let has_bias = args.len() == 3;
+    let (nb, c, mg) = (x.0[0], x.0[1], w.0[1]);
+    let cg = c / group;
+    let in_sp = x.0[2..].to_vec();
+    let out_sp = node.ty.shape.0[2..].to_vec();
+    let xs: Vec<i64> = x.strides().iter().map(|&s| s as i64).collect();
+    let ws: Vec<i64> = w.strides().iter().map(|&s| s as i64).collect();
+    let os = strides(&node.ty);
+    let mut dims = vec![nb, group, mg];
+    dims.extend(&out_sp);
+    kb.nest(&dims, &mut |kb, ivs| {
+        let (n, g, mm, o) = (ivs[0], ivs[1], ivs[2], &ivs[3..]);
+        let gm = kb.b.ins().imul_imm_s(g, mg as i64);
+        let oc = kb.b.ins().iadd(gm, mm);
+        let init = if has_bias {
+            let p = kb.arg(3);
+            kb.load(DType::F32, p, oc)
+        } else {
+            kb.f32c(0.0)
+        };
+        let acc = kb.var(F32, init);
+        kb.for_n(cg, &mut |kb, ci| {
+            let gc = kb.b.ins().imul_imm_s(g, cg as i64);
+            let cin = kb.b.ins().iadd(gc, ci);
+            kb.nest(&window.kernel, &mut |kb, kivs| {
+                let mut valid: Option<Value> = None;
+                let mut pos = Vec::with_capacity(in_sp.len());
+                for d in 0..in_sp.len() {
+                    let (s, dil) = (window.strides[d] as i64, window.dilations[d] as i64);
+                    let kd = kb.b.ins().imul_imm_s(kivs[d], dil);
+                    let t = kb.b.ins().iadd_imm_s(o[d], window.pads_begin[d] as i64);
+                    let t = kb.b.ins().isub(t, kd);
+                    // q = t / s, exact and in range; a negative t gives a
+                    // negative q (or a remainder), which the checks reject.
+                    let (q, exact) = if s == 1 {
+                        (t, None)
+                    } else if (s as u64).is_power_of_two() {
+                        let q = kb.b.ins().sshr_imm_s(t, s.trailing_zeros() as i64);
+                        let r = kb.b.ins().band_imm_s(t, s - 1);
+                        (q, Some(kb.b.ins().icmp_imm_s(IntCC::Equal, r, 0)))
+                    } else {
+                        let q = kb.b.ins().sdiv_imm_s(t, s);
+                        let back = kb.b.ins().imul_imm_s(q, s);
+                        (q, Some(kb.b.ins().icmp(IntCC::Equal, back, t)))
+                    };
+                    let mut ok = kb.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, q, in_sp[d] as i64);
+                    if let Some(e) = exact {
+                        ok = kb.b.ins().band(ok, e);
+                    }
+                    valid = Some(match valid {
+                        None => ok,
+                        Some(v) => kb.b.ins().band(v, ok),
+                    });
+                    pos.push(q);
+                }
+                let valid = valid.unwrap_or_else(|| kb.b.ins().iconst(I8, 1));
+                kb.if_then(valid, &mut |kb| {
+                    let mut xi_ivs = vec![n, cin];
+                    xi_ivs.extend(&pos);
+                    let xi = kb.index(0, &xi_ivs, &xs);
+                    let mut wi_ivs = vec![cin, mm];
+                    wi_ivs.extend(kivs);
+                    let wi = kb.index(0, &wi_ivs, &ws);
+                    let (px, pw) = (kb.arg(1), kb.arg(2));
+                    let xv = kb.load(DType::F32, px, xi);
+                    let wv = kb.load(DType::F32, pw, wi);
+                    let p = kb.b.ins().fmul(xv, wv);
+                    let cur = kb.b.use_var(acc);
+                    let s = kb.b.ins().fadd(cur, p);
+                    kb.b.def_var(acc, s);
+                });
+            });
+        });
+        let mut oi_ivs = vec![n, oc];
+        oi_ivs.extend(o);
+        let oi = kb.index(0, &oi_ivs, &os);
+        let v = kb.b.use_var(acc);
+        let out = kb.arg(0);
+        kb.store(DType::F32, out, oi, v);
+    });
+    Ok(())
+}

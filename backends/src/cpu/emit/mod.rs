@@ -4,11 +4,15 @@
 //! node's dtypes and returns a reason if not, before emitting anything.
 
 mod elementwise;
+mod indexing;
+#[cfg(test)]
+mod kernel_tests;
 mod linalg;
 mod movement;
 mod norm;
 mod quant;
 mod reduce;
+mod select;
 
 use super::kernel::Kb;
 use nanoc_ir::{Node, Op, TensorType};
@@ -36,6 +40,14 @@ pub fn emit(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(), String
         Op::Gather { axis } => movement::gather(kb, node, args, *axis),
         Op::Dequantize { axis, block } => quant::dequantize(kb, node, args, *axis, *block),
         Op::Quantize { axis, block, .. } => quant::quantize(kb, node, args, *axis, *block),
+        Op::CumSum { axis, exclusive, reverse } => select::cumsum(kb, args, *axis, *exclusive, *reverse),
+        Op::ArgReduce { max, axis, select_last, .. } => select::arg_reduce(kb, args, *max, *axis, *select_last),
+        Op::TopK { axis, k, largest } => select::top_k(kb, node, args, *axis, *k, *largest),
+        Op::GatherElements { axis } => indexing::gather_elements(kb, args, *axis),
+        Op::GatherNd { batch_dims } => indexing::gather_nd(kb, args, *batch_dims),
+        Op::ScatterNd { reduction } => indexing::scatter_nd(kb, args, *reduction),
+        Op::Pad { mode, pads_begin, .. } => indexing::pad(kb, node, args, *mode, pads_begin),
+        Op::ConvTranspose { window, group, .. } => linalg::conv_transpose(kb, node, args, window, *group),
     }
 }
 

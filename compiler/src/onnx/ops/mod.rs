@@ -15,10 +15,13 @@ use super::tensor::{tensor_from_f64, tensor_from_proto};
 use nanoc_ir::{DType, NodeId, Op, Tensor, TensorType};
 
 mod contrib;
+mod einsum;
+mod indexing;
 mod math;
 mod nn;
 mod quant;
 mod shape;
+mod spatial;
 
 #[cfg(test)]
 pub(crate) use shape::slice_range as slice_range_for_tests;
@@ -41,20 +44,38 @@ pub(crate) fn lookup(domain: &str, op_type: &str) -> Option<ImportFn> {
     if !(domain.is_empty() || domain == "ai.onnx") {
         return None;
     }
-    [math::OPS, nn::OPS, quant::OPS, shape::OPS, contrib::ORT_DEFAULT_DOMAIN_OPS]
-        .into_iter()
-        .flatten()
-        .find(|(name, _)| *name == op_type)
-        .map(|&(_, f)| f)
+    [
+        math::OPS,
+        nn::OPS,
+        quant::OPS,
+        shape::OPS,
+        contrib::ORT_DEFAULT_DOMAIN_OPS,
+        indexing::OPS,
+        spatial::OPS,
+        einsum::OPS,
+    ]
+    .into_iter()
+    .flatten()
+    .find(|(name, _)| *name == op_type)
+    .map(|&(_, f)| f)
 }
 
 /// Every supported (default-domain) op type, sorted.
 pub(crate) fn supported_ops() -> Vec<&'static str> {
-    let mut v: Vec<&'static str> = [math::OPS, nn::OPS, quant::OPS, shape::OPS, contrib::ORT_DEFAULT_DOMAIN_OPS]
-        .into_iter()
-        .flatten()
-        .map(|&(n, _)| n)
-        .collect();
+    let mut v: Vec<&'static str> = [
+        math::OPS,
+        nn::OPS,
+        quant::OPS,
+        shape::OPS,
+        contrib::ORT_DEFAULT_DOMAIN_OPS,
+        indexing::OPS,
+        spatial::OPS,
+        einsum::OPS,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|&(n, _)| n)
+    .collect();
     v.sort_unstable();
     v
 }

@@ -1,0 +1,290 @@
+//! Kernels checked against the reference interpreter: each case builds a
+//! one-op graph, runs it with `nanoc_ir::interp` and through the JIT, and
+//! compares (bit-exact for integers and copies, 1e-5 relative for float
+//! arithmetic); it also compiles the graph for a bundle, which must be
+//! relocation-free. Covers scans, selection, indexing, padding and
+//! transposed convolution, including out-of-range indices (status 1).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::cpu::{compile, jit::JitModel};
+use nanoc_ir::{DType, Graph, Op, PadMode, ScatterReduction, Tensor, Window};
+use nanoc_targets::Target;
+
+fn target() -> Target {
+    Target::find(&format!("cpu-{}", std::env::consts::ARCH)).unwrap()
+}
+
+/// A graph computing `op` on `args` (in operand order); those at positions
+/// `const_at` are constants, the rest graph inputs.
+fn graph(op: Op, args: &[&Tensor], const_at: &[usize]) -> Graph {
+    let mut g = Graph::new("t");
+    let ids: Vec<_> = args
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if const_at.contains(&i) {
+                g.add_const(format!("c{i}"), (*t).clone())
+            } else {
+                g.add_input(format!("in{i}"), t.ty().clone())
+            }
+        })
+        .collect();
+    let y = g.add_op("y", op, &ids).unwrap();
+    g.add_output("y", y);
+    nanoc_ir::verify::verify(&g).unwrap();
+    g
+}
+
+/// The graph inputs among `args`.
+fn runtime_args<'a>(args: &[&'a Tensor], const_at: &[usize]) -> Vec<&'a Tensor> {
+    args.iter().enumerate().filter(|(i, _)| !const_at.contains(i)).map(|(_, t)| *t).collect()
+}
+
+/// Runs the graph through the JIT; `Err` carries the run error text.
+fn jit(g: &Graph, inputs: &[&Tensor]) -> Result<Tensor, String> {
+    let prog = compile(g, &target(), true).map_err(|e| e.to_string())?;
+    let ty = prog.outputs[0].ty.clone();
+    let mut m = JitModel::new(prog).map_err(|e| e.to_string())?;
+    let bytes: Vec<&[u8]> = inputs.iter().map(|t| t.bytes()).collect();
+    let out = m.run(&bytes).map_err(|e| e.to_string())?;
+    Tensor::from_bytes(ty, nanoc_ir::Bytes::from_vec(out.into_iter().next().unwrap())).map_err(|e| e.to_string())
+}
+
+/// [`check_with`] for graph inputs `inputs` followed by constants `consts`.
+fn check(op: Op, inputs: &[&Tensor], consts: &[&Tensor]) -> Tensor {
+    let args: Vec<&Tensor> = inputs.iter().chain(consts).copied().collect();
+    let const_at: Vec<usize> = (inputs.len()..args.len()).collect();
+    check_with(op, &args, &const_at)
+}
+
+/// Interpreter and JIT agree on `op`; the bundle code has no relocations.
+fn check_with(op: Op, args: &[&Tensor], const_at: &[usize]) -> Tensor {
+    let g = graph(op.clone(), args, const_at);
+    let inputs = runtime_args(args, const_at);
+    let owned: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
+    let want = nanoc_ir::interp::run(&g, &owned).unwrap().remove(0);
+    let got = jit(&g, &inputs).unwrap();
+    assert_eq!(got.ty(), want.ty(), "{op:?}");
+    if want.dtype() == DType::F32 {
+        let (a, b) = (got.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            let ok = (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-5 * (1.0 + y.abs());
+            assert!(ok, "{op:?}: element {i}: jit {x} vs interp {y}");
+        }
+    } else {
+        assert_eq!(got.bytes(), want.bytes(), "{op:?}");
+    }
+    let prog = compile(&g, &target(), false).unwrap();
+    prog.machine_code().unwrap();
+    want
+}
+
+/// The JIT run fails with an out-of-range status (and the interpreter errs too).
+fn check_out_of_range(op: Op, inputs: &[&Tensor], consts: &[&Tensor]) {
+    let args: Vec<&Tensor> = inputs.iter().chain(consts).copied().collect();
+    let const_at: Vec<usize> = (inputs.len()..args.len()).collect();
+    let g = graph(op.clone(), &args, &const_at);
+    let owned: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
+    assert!(nanoc_ir::interp::run(&g, &owned).is_err(), "{op:?}");
+    let e = jit(&g, inputs).unwrap_err();
+    assert!(e.contains("index out of range"), "{op:?}: {e}");
+}
+
+fn f32s(shape: &[usize], v: &[f32]) -> Tensor {
+    Tensor::from_vec(shape.to_vec(), v.to_vec()).unwrap()
+}
+
+fn i64s(shape: &[usize], v: &[i64]) -> Tensor {
+    Tensor::from_vec(shape.to_vec(), v.to_vec()).unwrap()
+}
+
+/// Deterministic values in [-2, 2) with a few repeats (for ties).
+fn ramp(shape: &[usize], seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut s = seed;
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 60) as f32) / 4.0 - 2.0
+        })
+        .collect();
+    f32s(shape, &v)
+}
+
+#[test]
+fn cumsum_kernels() {
+    let x = ramp(&[2, 5, 3], 1);
+    for axis in 0..3 {
+        for (exclusive, reverse) in [(false, false), (true, false), (false, true), (true, true)] {
+            check(Op::CumSum { axis, exclusive, reverse }, &[&x], &[]);
+        }
+    }
+    let i = Tensor::from_vec(vec![4], vec![i32::MAX, 1, -5, 7]).unwrap();
+    let y = check(Op::CumSum { axis: 0, exclusive: false, reverse: false }, &[&i], &[]);
+    assert_eq!(y.to_vec::<i32>().unwrap(), vec![i32::MAX, i32::MIN, i32::MIN.wrapping_sub(5), i32::MIN + 2]);
+    check(Op::CumSum { axis: 0, exclusive: true, reverse: true }, &[&i64s(&[3], &[1, 2, 3])], &[]);
+}
+
+#[test]
+fn arg_max_and_min_kernels() {
+    let mut v = ramp(&[3, 4, 5], 2).to_vec::<f32>().unwrap();
+    v[7] = f32::NAN;
+    v[31] = f32::NAN;
+    v[33] = f32::NAN;
+    let x = f32s(&[3, 4, 5], &v);
+    for max in [true, false] {
+        for axis in 0..3 {
+            for (keep_dims, select_last) in [(false, false), (true, true), (false, true)] {
+                check(Op::ArgReduce { max, axis, keep_dims, select_last }, &[&x], &[]);
+            }
+        }
+    }
+    let i = i64s(&[2, 3], &[5, -1, 5, 0, 0, -9]);
+    let y = check(Op::ArgReduce { max: true, axis: 1, keep_dims: false, select_last: true }, &[&i], &[]);
+    assert_eq!(y.to_vec::<i64>().unwrap(), vec![2, 1]);
+    let u = Tensor::from_vec(vec![3], vec![200u8, 7, 255]).unwrap();
+    let y = check(Op::ArgReduce { max: false, axis: 0, keep_dims: false, select_last: false }, &[&u], &[]);
+    assert_eq!(y.to_vec::<i64>().unwrap(), vec![1]);
+}
+
+#[test]
+fn top_k_kernels() {
+    let mut v = ramp(&[3, 7, 2], 3).to_vec::<f32>().unwrap();
+    v[4] = f32::NAN;
+    v[9] = f32::NAN;
+    let x = f32s(&[3, 7, 2], &v);
+    for largest in [true, false] {
+        for (axis, k) in [(1, 7), (1, 3), (0, 2), (2, 1), (1, 0)] {
+            check(Op::TopK { axis, k, largest }, &[&x], &[]);
+        }
+    }
+    let i = Tensor::from_vec(vec![6], vec![3i32, -1, 3, 8, -1, 0]).unwrap();
+    let y = check(Op::TopK { axis: 0, k: 4, largest: false }, &[&i], &[]);
+    assert_eq!(y.to_vec::<i64>().unwrap(), vec![1, 4, 5, 0]);
+}
+
+#[test]
+fn gather_elements_kernels() {
+    let data = ramp(&[3, 4], 4);
+    let idx = i64s(&[2, 4], &[0, 2, -1, 1, 2, 0, 1, -3]);
+    check(Op::GatherElements { axis: 0 }, &[&data, &idx], &[]);
+    let idx32 = Tensor::from_vec(vec![3, 2], vec![3i32, 0, -4, 1, 2, 2]).unwrap();
+    check(Op::GatherElements { axis: 1 }, &[&data], &[&idx32]);
+    let bad = i64s(&[1, 1], &[3]);
+    check_out_of_range(Op::GatherElements { axis: 0 }, &[&data, &bad], &[]);
+    let bad = i64s(&[1, 1], &[-5]);
+    check_out_of_range(Op::GatherElements { axis: 1 }, &[&data, &bad], &[]);
+}
+
+#[test]
+fn gather_nd_kernels() {
+    let data = ramp(&[2, 3, 4], 5);
+    check(Op::GatherNd { batch_dims: 0 }, &[&data, &i64s(&[2, 2], &[1, 2, 0, -1])], &[]);
+    check(Op::GatherNd { batch_dims: 0 }, &[&data, &i64s(&[2, 1, 3], &[1, 2, 3, 0, 0, -4])], &[]);
+    check(Op::GatherNd { batch_dims: 0 }, &[&data, &i64s(&[1], &[1])], &[]);
+    check(Op::GatherNd { batch_dims: 1 }, &[&data, &i64s(&[2, 2, 1], &[2, 0, 1, 1])], &[]);
+    check(Op::GatherNd { batch_dims: 2 }, &[&data, &i64s(&[2, 3, 1], &[0, 1, 2, 3, -1, -4])], &[]);
+    check_out_of_range(Op::GatherNd { batch_dims: 0 }, &[&data, &i64s(&[1, 2], &[1, 3])], &[]);
+    check_out_of_range(Op::GatherNd { batch_dims: 1 }, &[&data, &i64s(&[2, 1], &[0, -4])], &[]);
+}
+
+#[test]
+fn scatter_nd_kernels() {
+    let data = ramp(&[4, 3], 6);
+    let rows = ramp(&[2, 3], 7);
+    let idx = i64s(&[2, 1], &[3, -4]);
+    for reduction in ScatterReduction::ALL {
+        // Runtime indices and constant indices.
+        check(Op::ScatterNd { reduction }, &[&data, &idx, &rows], &[]);
+        check_with(Op::ScatterNd { reduction }, &[&data, &idx, &rows], &[1]);
+    }
+    // Element updates with a repeated index, applied in order.
+    let elems = i64s(&[3, 2], &[0, 1, 3, 2, 0, 1]);
+    let upd = f32s(&[3], &[10.0, 20.0, 30.0]);
+    for reduction in ScatterReduction::ALL {
+        check(Op::ScatterNd { reduction }, &[&data, &elems, &upd], &[]);
+    }
+    let ints = i64s(&[4], &[1, 2, 3, 4]);
+    let y = check(
+        Op::ScatterNd { reduction: ScatterReduction::Mul },
+        &[&ints, &i64s(&[2, 1], &[2, 2]), &i64s(&[2], &[5, -1])],
+        &[],
+    );
+    assert_eq!(y.to_vec::<i64>().unwrap(), vec![1, 2, -15, 4]);
+    let one_row = ramp(&[1, 3], 8);
+    check_out_of_range(
+        Op::ScatterNd { reduction: ScatterReduction::None },
+        &[&data, &i64s(&[1, 1], &[4]), &one_row],
+        &[],
+    );
+    check_out_of_range(
+        Op::ScatterNd { reduction: ScatterReduction::Add },
+        &[&data, &i64s(&[1, 1], &[-5]), &one_row],
+        &[],
+    );
+}
+
+#[test]
+fn pad_kernels() {
+    let x = ramp(&[2, 3, 4], 9);
+    let nine = Tensor::scalar(9.0f32);
+    for mode in PadMode::ALL {
+        for (b, e) in [([0, 1, 2], [1, 0, 3]), ([1, 2, 0], [0, 2, 1]), ([0, 0, 0], [0, 0, 0])] {
+            let op = Op::Pad { mode, pads_begin: b.to_vec(), pads_end: e.to_vec() };
+            check(op.clone(), &[&x], &[]);
+            if mode == PadMode::Constant {
+                check(op.clone(), &[&x, &nine], &[]);
+                check(op, &[&x], &[&nine]);
+            }
+        }
+    }
+    let i = i64s(&[2, 2], &[1, 2, 3, 4]);
+    let op = Op::Pad { mode: PadMode::Reflect, pads_begin: vec![1, 1], pads_end: vec![1, 0] };
+    let y = check(op, &[&i], &[]);
+    assert_eq!(y.to_vec::<i64>().unwrap(), vec![4, 3, 4, 2, 1, 2, 4, 3, 4, 2, 1, 2]);
+    let b = Tensor::from_vec(vec![3], vec![true, false, true]).unwrap();
+    check(Op::Pad { mode: PadMode::Wrap, pads_begin: vec![2], pads_end: vec![3] }, &[&b], &[]);
+    let empty = f32s(&[0, 2], &[]);
+    let op = Op::Pad { mode: PadMode::Constant, pads_begin: vec![1, 0], pads_end: vec![1, 1] };
+    let y = check(op, &[&empty], &[&nine]);
+    assert_eq!(y.to_vec::<f32>().unwrap(), vec![9.0; 6]);
+}
+
+fn window(kernel: &[usize], strides: &[usize], pb: &[usize], pe: &[usize], dil: &[usize]) -> Window {
+    Window {
+        kernel: kernel.to_vec(),
+        strides: strides.to_vec(),
+        pads_begin: pb.to_vec(),
+        pads_end: pe.to_vec(),
+        dilations: dil.to_vec(),
+    }
+}
+
+#[test]
+fn conv_transpose_kernels() {
+    // 1-D: stride 3 (not a power of two), dilation 2, pads, output padding, bias.
+    let x = ramp(&[2, 2, 5], 10);
+    let w = ramp(&[2, 3, 3], 11);
+    let b = ramp(&[3], 12);
+    let op = Op::ConvTranspose { window: window(&[3], &[3], &[1], &[2], &[2]), group: 1, output_padding: vec![1] };
+    check(op, &[&x], &[&w, &b]);
+    let op = Op::ConvTranspose { window: window(&[3], &[1], &[0], &[0], &[1]), group: 1, output_padding: vec![0] };
+    check(op, &[&x, &w], &[]);
+    // 2-D: stride 2, groups 2, asymmetric pads, output padding on one dim.
+    let x = ramp(&[1, 4, 3, 4], 13);
+    let w = ramp(&[4, 3, 3, 2], 14);
+    let b = ramp(&[6], 15);
+    let op = Op::ConvTranspose {
+        window: window(&[3, 2], &[2, 2], &[1, 0], &[0, 1], &[1, 1]),
+        group: 2,
+        output_padding: vec![1, 0],
+    };
+    check(op, &[&x], &[&w, &b]);
+    let op = Op::ConvTranspose {
+        window: window(&[3, 2], &[4, 1], &[2, 1], &[2, 0], &[1, 3]),
+        group: 4,
+        output_padding: vec![3, 2],
+    };
+    check(op, &[&x, &ramp(&[4, 1, 3, 2], 16)], &[]);
+}

@@ -1,0 +1,192 @@
+//! The e-graph optimiser (egg).
+//!
+//! ```text
+//! Graph ─to_egraph─▶ EGraph ─stage canonicalise─▶ ─stage fusion─▶ extract (target cost) ─to_ir─▶ Graph
+//! ```
+//!
+//! - `lang.rs`: the [`egg::Language`]: one e-node shape for every IR op,
+//!   keyed by the op's `.ngraph` text;
+//! - `analysis.rs`: per e-class type, constant-ness, small constant values,
+//!   constant folding;
+//! - `convert.rs`: IR ↔ e-graph, keeping names and order;
+//! - `rules/`: the rule tables, one file per topic;
+//! - `stages.rs`: the staged runner and its limits;
+//! - `cost.rs`: the target's roofline cost model and the extractor.
+//!
+//! [`optimize`] runs the whole pipeline and returns the optimised graph with
+//! an [`OptReport`] (what `nanoc compile --emit egraph` prints).
+
+pub mod analysis;
+pub mod convert;
+pub mod cost;
+pub mod lang;
+pub mod rules;
+pub mod stages;
+
+use nanoc_ir::{Graph, Op, verify};
+use nanoc_targets::Target;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+pub use stages::{StageLimits, StageReport};
+
+/// An optimiser failure (a bug: the input graph is verified first).
+#[derive(Debug, thiserror::Error)]
+#[error("e-graph optimiser: {0}")]
+pub struct OptError(pub String);
+
+/// Options of the optimiser.
+#[derive(Clone, Debug, Default)]
+pub struct OptOptions {
+    /// Skip the optimiser (the graph is only verified).
+    pub no_opt: bool,
+    /// Limit overrides by stage name.
+    pub limits: Vec<(String, StageLimits)>,
+    /// Run only these rules (by name); `None` runs all.
+    pub only_rules: Option<Vec<String>>,
+}
+
+/// Node counts of a graph.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GraphStats {
+    /// All nodes.
+    pub nodes: usize,
+    /// Op nodes (one CPU kernel each).
+    pub kernels: usize,
+    /// Op nodes by op name.
+    pub ops: BTreeMap<&'static str, usize>,
+}
+
+impl GraphStats {
+    /// Counts the nodes of `g`.
+    pub fn of(g: &Graph) -> GraphStats {
+        let mut s = GraphStats { nodes: g.node_count(), ..Default::default() };
+        for id in g.node_ids() {
+            let op = &g.node(id).op;
+            if !matches!(op, Op::Input | Op::Const(_)) {
+                s.kernels += 1;
+                *s.ops.entry(op.name()).or_default() += 1;
+            }
+        }
+        s
+    }
+}
+
+/// What the optimiser did: per stage, and overall.
+#[derive(Clone, Debug)]
+pub struct OptReport {
+    /// Target name.
+    pub target: String,
+    /// The input graph.
+    pub before: GraphStats,
+    /// The output graph.
+    pub after: GraphStats,
+    /// E-nodes after conversion.
+    pub initial_enodes: usize,
+    /// Each stage.
+    pub stages: Vec<StageReport>,
+    /// Estimated run time of the input and output graphs (ns).
+    pub estimate_ns: (f64, f64),
+    /// Time of conversion, of extraction and in total.
+    pub times: (Duration, Duration, Duration),
+}
+
+impl OptReport {
+    /// The report text; `times` adds wall-clock times (leave them out for
+    /// snapshots).
+    pub fn render(&self, times: bool) -> String {
+        let mut s = String::new();
+        let _ = self.write(&mut s, times);
+        s
+    }
+
+    fn write(&self, f: &mut impl fmt::Write, times: bool) -> fmt::Result {
+        writeln!(f, "e-graph optimiser, target {}", self.target)?;
+        write!(
+            f,
+            "  input: {} nodes, {} kernels, {} e-nodes",
+            self.before.nodes, self.before.kernels, self.initial_enodes
+        )?;
+        if times {
+            write!(f, ", converted in {:.1} ms", self.times.0.as_secs_f64() * 1e3)?;
+        }
+        writeln!(f)?;
+        for st in &self.stages {
+            st.render(f, times)?;
+        }
+        write!(f, "  extract: estimated {:.2} us -> {:.2} us", self.estimate_ns.0 / 1e3, self.estimate_ns.1 / 1e3)?;
+        if times {
+            write!(f, ", {:.1} ms", self.times.1.as_secs_f64() * 1e3)?;
+        }
+        writeln!(f)?;
+        write!(f, "  output: {} nodes, {} kernels", self.after.nodes, self.after.kernels)?;
+        let changed: Vec<String> = self
+            .before
+            .ops
+            .keys()
+            .chain(self.after.ops.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter_map(|op| {
+                let (a, b) =
+                    (self.before.ops.get(op).copied().unwrap_or(0), self.after.ops.get(op).copied().unwrap_or(0));
+                (a != b).then(|| format!("{op} {a}->{b}"))
+            })
+            .collect();
+        if !changed.is_empty() {
+            write!(f, " ({})", changed.join(", "))?;
+        }
+        writeln!(f)?;
+        if times {
+            writeln!(f, "  total: {:.1} ms", self.times.2.as_secs_f64() * 1e3)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for OptReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, true)
+    }
+}
+
+/// Optimises a verified graph for `target`: convert, run the stages,
+/// extract with the target's cost model, convert back, verify.
+pub fn optimize(g: &Graph, target: &Target, opts: &OptOptions) -> Result<(Graph, OptReport), OptError> {
+    let start = Instant::now();
+    let model = cost::CostModel::for_target(target).map_err(OptError)?;
+    let mut stages = stages::default_stages();
+    for st in &mut stages {
+        if let Some((_, l)) = opts.limits.iter().find(|(n, _)| n == st.name) {
+            st.limits = *l;
+        }
+        if let Some(only) = &opts.only_rules {
+            st.rules.retain(|r| only.iter().any(|o| o == r.name));
+        }
+    }
+    let c = convert::to_egraph(g).map_err(OptError)?;
+    let initial_enodes = c.egraph.total_number_of_nodes();
+    let convert_time = start.elapsed();
+    let (eg, reports) = stages::run(c.egraph, &stages, initial_enodes).map_err(OptError)?;
+    let t = Instant::now();
+    let roots: Vec<egg::Id> = c.roots.iter().map(|&r| eg.find(r)).collect();
+    let originals: HashSet<lang::ENode> = c.origins.canonical(&eg).into_keys().collect();
+    let ext = cost::extract(&eg, &roots, &model, &originals);
+    let out = convert::to_ir(&eg, &roots, &c.origins, |k| {
+        ext.choice.get(&eg.find(k)).cloned().unwrap_or_else(|| eg[k].nodes[0].clone())
+    })
+    .map_err(OptError)?;
+    let extract_time = t.elapsed();
+    verify::verify(&out).map_err(|e| OptError(format!("the optimised graph does not verify: {e}")))?;
+    let report = OptReport {
+        target: target.name.clone(),
+        before: GraphStats::of(g),
+        after: GraphStats::of(&out),
+        initial_enodes,
+        stages: reports,
+        estimate_ns: (model.graph_ns(g), ext.estimate_ns),
+        times: (convert_time, extract_time, start.elapsed()),
+    };
+    Ok((out, report))
+}

@@ -1,0 +1,339 @@
+//! The e-graph optimiser end to end: conversion IR → e-graph → IR is
+//! lossless on every fixture; the optimised graph of every fixture computes
+//! what the imported one does (interpreter and JIT); insta snapshots pin the
+//! optimised IR of the model fixtures; GPT-2 and a generated pre-LN decoder
+//! (decomposed LayerNorm/GELU/softmax) fuse as expected; saturation time
+//! and e-graph size grow linearly with the number of layers.
+
+use nanoc::egraph::{self, OptOptions, StageLimits, convert, cost};
+use nanoc_ir::{BinaryOp, Bytes, DType, Graph, NodeId, Op, ReduceKind, Tensor, TensorType, UnaryOp, text};
+use nanoc_tests::*;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+#[test]
+fn conversion_round_trips_every_fixture() {
+    let t = cpu_target();
+    let model = cost::CostModel::for_target(&t).unwrap();
+    for name in all_fixtures() {
+        let g = fixture(&name).import().unwrap();
+        let c = convert::to_egraph(&g).unwrap();
+        let originals: HashSet<_> = c.origins.canonical(&c.egraph).into_keys().collect();
+        let ext = cost::extract(&c.egraph, &c.roots, &model, &originals);
+        let back = convert::to_ir(&c.egraph, &c.roots, &c.origins, |k| ext.choice[&c.egraph.find(k)].clone()).unwrap();
+        assert_eq!(text::print(&back), text::print(&g), "{name}: IR -> e-graph -> IR changed the graph");
+    }
+}
+
+#[test]
+fn optimised_matches_unoptimised_on_every_fixture() {
+    let mut changed = Vec::new();
+    for name in all_fixtures() {
+        let f = fixture(&name);
+        let g = f.import().unwrap();
+        let (opt, report) = f.import_optimized().unwrap();
+        let want = run_interp(&g, &f.ordered_inputs(&g)).unwrap();
+        let got = run_interp(&opt, &f.ordered_inputs(&opt)).unwrap();
+        compare_all(&format!("{name}: optimised interp vs interp"), &got, &want, RTOL, ATOL).unwrap();
+        let jit = run_jit(&opt, &f.inputs).unwrap();
+        compare_all(&format!("{name}: optimised JIT vs interp"), &jit, &want, RTOL, ATOL).unwrap();
+        if text::print(&opt) != text::print(&g) {
+            changed.push(format!("{name} ({} -> {} kernels)", report.before.kernels, report.after.kernels));
+        }
+    }
+    println!("fixtures the optimiser changed: {}", changed.join(", "));
+}
+
+#[test]
+fn optimised_ir_snapshots() {
+    for name in ["gpt2", "mlp", "cnn"] {
+        let (g, report) = fixture(name).import_optimized().unwrap();
+        insta::assert_snapshot!(format!("optimized_{name}"), text::print(&g));
+        if name == "gpt2" {
+            insta::assert_snapshot!("report_gpt2", report.render(false));
+        }
+    }
+}
+
+#[test]
+fn model_node_and_kernel_counts() {
+    for name in ["gpt2", "mlp", "cnn"] {
+        let (g, r) = fixture(name).import_optimized().unwrap();
+        println!(
+            "{name}: nodes {} -> {}, kernels {} -> {}, estimated {:.1} us -> {:.1} us",
+            r.before.nodes,
+            r.after.nodes,
+            r.before.kernels,
+            r.after.kernels,
+            r.estimate_ns.0 / 1e3,
+            r.estimate_ns.1 / 1e3
+        );
+        print!("{}", r.render(true));
+        assert_eq!(r.after, egraph::GraphStats::of(&g));
+        assert!(r.after.kernels <= r.before.kernels, "{name}: more kernels after optimising");
+    }
+    let (_, r) = fixture("gpt2").import_optimized().unwrap();
+    assert_eq!(r.after.ops.get("gelu"), Some(&2), "{:?}", r.after.ops);
+    assert_eq!(r.after.ops.get("erf"), None);
+    assert_eq!(r.before.kernels - r.after.kernels, 8, "two GELUs of five ops each become one op each");
+}
+
+// ---- a generated pre-LN decoder with decomposed LayerNorm/GELU/softmax ----
+
+/// Builds GPT-2-style stacks: embeddings in, `layers` pre-LN blocks with
+/// LayerNorm, GELU and softmax written out as exporters decompose them.
+struct Stack {
+    g: Graph,
+    n: usize,
+    seed: u64,
+    /// One shared weight buffer per shape, so deep stacks stay small in memory.
+    buffers: Vec<(TensorType, Bytes)>,
+}
+
+impl Stack {
+    fn new(name: &str) -> Self {
+        Stack { g: Graph::new(name), n: 0, seed: 1, buffers: Vec::new() }
+    }
+
+    fn name(&mut self, what: &str) -> String {
+        self.n += 1;
+        format!("{what}_{}", self.n)
+    }
+
+    fn weight(&mut self, dims: &[usize], scale: f32) -> NodeId {
+        let ty = TensorType::new(DType::F32, dims.to_vec());
+        let bytes = match self.buffers.iter().find(|(t, _)| *t == ty) {
+            Some((_, b)) => b.clone(),
+            None => {
+                let n = ty.shape.numel();
+                let mut v = Vec::with_capacity(n * 4);
+                for _ in 0..n {
+                    self.seed ^= self.seed << 13;
+                    self.seed ^= self.seed >> 7;
+                    self.seed ^= self.seed << 17;
+                    let x = ((self.seed >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32 * scale;
+                    v.extend_from_slice(&x.to_le_bytes());
+                }
+                let b = Bytes::from_vec(v);
+                self.buffers.push((ty.clone(), b.clone()));
+                b
+            }
+        };
+        let name = self.name("w");
+        self.g.add_const(name, Tensor::from_bytes(ty, bytes).unwrap())
+    }
+
+    fn scalar(&mut self, v: f32) -> NodeId {
+        let name = self.name("c");
+        self.g.add_const(name, Tensor::scalar(v))
+    }
+
+    fn op(&mut self, op: Op, args: &[NodeId]) -> NodeId {
+        let name = self.name(op.name());
+        self.g.add_op(name, op, args).unwrap()
+    }
+
+    fn bin(&mut self, b: BinaryOp, x: NodeId, y: NodeId) -> NodeId {
+        self.op(Op::Binary(b), &[x, y])
+    }
+
+    fn typed(&mut self, op: Op, x: NodeId, dims: &[usize]) -> NodeId {
+        let name = self.name(op.name());
+        self.g.add_node(name, op, &[x], TensorType::new(DType::F32, dims.to_vec()))
+    }
+
+    fn layer_norm(&mut self, x: NodeId, n: usize) -> NodeId {
+        let r = |kind| Op::Reduce { kind, axes: vec![2], keep_dims: true };
+        let mean = self.op(r(ReduceKind::Mean), &[x]);
+        let d = self.bin(BinaryOp::Sub, x, mean);
+        let two = self.scalar(2.0);
+        let sq = self.bin(BinaryOp::Pow, d, two);
+        let var = self.op(r(ReduceKind::Mean), &[sq]);
+        let eps = self.scalar(1e-5);
+        let ve = self.bin(BinaryOp::Add, var, eps);
+        let sd = self.op(Op::Unary(UnaryOp::Sqrt), &[ve]);
+        let y = self.bin(BinaryOp::Div, d, sd);
+        let g = self.weight(&[n], 1.0);
+        let b = self.weight(&[n], 0.1);
+        let y = self.bin(BinaryOp::Mul, y, g);
+        self.bin(BinaryOp::Add, y, b)
+    }
+
+    fn gelu(&mut self, x: NodeId) -> NodeId {
+        let s = self.scalar(std::f32::consts::SQRT_2);
+        let d = self.bin(BinaryOp::Div, x, s);
+        let e = self.op(Op::Unary(UnaryOp::Erf), &[d]);
+        let one = self.scalar(1.0);
+        let p = self.bin(BinaryOp::Add, e, one);
+        let m = self.bin(BinaryOp::Mul, x, p);
+        let half = self.scalar(0.5);
+        self.bin(BinaryOp::Mul, m, half)
+    }
+
+    fn softmax(&mut self, x: NodeId) -> NodeId {
+        let mx = self.op(Op::Reduce { kind: ReduceKind::Max, axes: vec![3], keep_dims: true }, &[x]);
+        let d = self.bin(BinaryOp::Sub, x, mx);
+        let e = self.op(Op::Unary(UnaryOp::Exp), &[d]);
+        let s = self.op(Op::Reduce { kind: ReduceKind::Sum, axes: vec![3], keep_dims: true }, &[e]);
+        self.bin(BinaryOp::Div, e, s)
+    }
+
+    fn linear(&mut self, x: NodeId, k: usize, n: usize) -> NodeId {
+        let w = self.weight(&[k, n], 1.0 / (k as f32).sqrt());
+        let b = self.weight(&[n], 0.02);
+        let y = self.op(Op::MatMul, &[x, w]);
+        self.bin(BinaryOp::Add, y, b)
+    }
+
+    /// An N-layer decoder over embeddings f32[1, seq, n_embd].
+    fn decoder(layers: usize, seq: usize, n_embd: usize, heads: usize) -> Graph {
+        let mut s = Stack::new(&format!("decoder{layers}"));
+        let hd = n_embd / heads;
+        let mut h = s.g.add_input("embeddings", TensorType::new(DType::F32, vec![1, seq, n_embd]));
+        for _ in 0..layers {
+            let a = s.layer_norm(h, n_embd);
+            let qkv = s.linear(a, n_embd, 3 * n_embd);
+            let mut parts = Vec::new();
+            for (i, perm) in [[0, 2, 1, 3], [0, 2, 3, 1], [0, 2, 1, 3]].iter().enumerate() {
+                let sl = Op::Slice { starts: vec![0, 0, i * n_embd], steps: vec![1, 1, 1] };
+                let p = s.typed(sl, qkv, &[1, seq, n_embd]);
+                let r = s.typed(Op::Reshape, p, &[1, seq, heads, hd]);
+                parts.push(s.op(Op::Transpose { perm: perm.to_vec() }, &[r]));
+            }
+            let att = s.op(Op::MatMul, &[parts[0], parts[1]]);
+            let scale = s.scalar((hd as f32).sqrt());
+            let att = s.bin(BinaryOp::Div, att, scale);
+            let p = s.softmax(att);
+            let o = s.op(Op::MatMul, &[p, parts[2]]);
+            let o = s.op(Op::Transpose { perm: vec![0, 2, 1, 3] }, &[o]);
+            let o = s.typed(Op::Reshape, o, &[1, seq, n_embd]);
+            let o = s.linear(o, n_embd, n_embd);
+            h = s.bin(BinaryOp::Add, h, o);
+            let m = s.layer_norm(h, n_embd);
+            let m = s.linear(m, n_embd, 4 * n_embd);
+            let m = s.gelu(m);
+            let m = s.linear(m, 4 * n_embd, n_embd);
+            h = s.bin(BinaryOp::Add, h, m);
+        }
+        let out = s.layer_norm(h, n_embd);
+        s.g.add_output("hidden", out);
+        nanoc_ir::verify::verify(&s.g).unwrap();
+        s.g
+    }
+}
+
+fn embeddings(g: &Graph) -> Tensor {
+    let ty = &g.node(g.inputs()[0]).ty;
+    let n = ty.shape.numel();
+    Tensor::from_vec(ty.shape.clone(), (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect()).unwrap()
+}
+
+#[test]
+fn decomposed_decoder_fuses_layer_norm_gelu_and_softmax() {
+    let g = Stack::decoder(2, 8, 64, 4);
+    let (opt, r) = egraph::optimize(&g, &cpu_target(), &OptOptions::default()).unwrap();
+    print!("{}", r.render(true));
+    assert_eq!(r.after.ops.get("layer_norm"), Some(&5), "{:?}", r.after.ops);
+    assert_eq!(r.after.ops.get("gelu"), Some(&2));
+    assert_eq!(r.after.ops.get("softmax"), Some(&2));
+    for gone in ["reduce_mean", "pow", "sqrt", "erf", "exp", "reduce_max", "reduce_sum"] {
+        assert_eq!(r.after.ops.get(gone), None, "{gone} left: {:?}", r.after.ops);
+    }
+    let x = embeddings(&g);
+    let want = run_interp(&g, std::slice::from_ref(&x)).unwrap();
+    let got = run_interp(&opt, std::slice::from_ref(&x)).unwrap();
+    compare_all("optimised decoder (interp)", &got, &want, RTOL, ATOL).unwrap();
+    let jit = run_jit(&opt, &[("embeddings".into(), x)]).unwrap();
+    compare_all("optimised decoder (JIT)", &jit, &want, RTOL, ATOL).unwrap();
+}
+
+/// Saturation on 2..48 identical layers: e-nodes and e-classes per layer
+/// stay constant and time per layer does not grow with depth.
+#[test]
+fn saturation_grows_linearly_with_depth() {
+    let t = cpu_target();
+    let mut rows = Vec::new();
+    println!(
+        "layers | graph nodes | time ms | e-nodes | e-classes | iterations (canon, fusion) | kernels before -> after"
+    );
+    for layers in [2usize, 6, 12, 24, 48] {
+        let g = Stack::decoder(layers, 16, 256, 4);
+        // The best of three runs: the machine may be busy.
+        let mut ms = f64::INFINITY;
+        let mut report = None;
+        for _ in 0..3 {
+            let start = Instant::now();
+            let (_, r) = egraph::optimize(&g, &t, &OptOptions::default()).unwrap();
+            ms = ms.min(start.elapsed().as_secs_f64() * 1e3);
+            report = Some(r);
+        }
+        let r = report.unwrap();
+        let last = r.stages.last().unwrap();
+        println!(
+            "{layers:>6} | {:>11} | {ms:>7.1} | {:>7} | {:>9} | {:?} | {} -> {}",
+            g.node_count(),
+            last.enodes,
+            last.eclasses,
+            r.stages.iter().map(|s| s.iterations).collect::<Vec<_>>(),
+            r.before.kernels,
+            r.after.kernels
+        );
+        for s in &r.stages {
+            let stop = egraph::stages::stop_text(&s.stop);
+            assert_eq!(stop, "saturated", "{layers} layers: stage {}", s.name);
+        }
+        rows.push((layers as f64, ms, last.enodes as f64, r.stages.iter().map(|s| s.iterations).sum::<usize>()));
+    }
+    // E-graph size is linear: the same number of e-nodes per layer (plus a constant).
+    let per = |i: usize, j: usize| (rows[j].2 - rows[i].2) / (rows[j].0 - rows[i].0);
+    assert!((per(0, 1) - per(3, 4)).abs() <= 0.02 * per(0, 1), "e-nodes per layer grow: {rows:?}");
+    // The number of iterations does not grow with depth.
+    assert_eq!(rows[0].3, rows[4].3, "{rows:?}");
+    // Time per layer at 48 layers within 3x of that at 6 (generous: timing noise).
+    assert!(rows[4].1 / 48.0 <= 3.0 * rows[1].1 / 6.0 + 1.0, "time per layer grows: {rows:?}");
+}
+
+#[test]
+fn limits_stop_stages_and_the_result_is_still_right() {
+    let g = Stack::decoder(1, 8, 64, 4);
+    let x = embeddings(&g);
+    let want = run_interp(&g, std::slice::from_ref(&x)).unwrap();
+    let tiny = StageLimits { iters: 1, nodes_per_input: 1, min_nodes: 0, time: Duration::from_secs(5) };
+    let one_iter = StageLimits { iters: 1, nodes_per_input: 8, min_nodes: 0, time: Duration::from_secs(5) };
+    for (limits, want_stop) in [(tiny, "node limit"), (one_iter, "iteration limit")] {
+        let opts = OptOptions {
+            limits: vec![("canonicalise".into(), limits), ("fusion".into(), limits)],
+            ..Default::default()
+        };
+        let (opt, r) = egraph::optimize(&g, &cpu_target(), &opts).unwrap();
+        let stop = egraph::stages::stop_text(&r.stages[0].stop);
+        assert!(stop.starts_with(want_stop), "{stop}");
+        let got = run_interp(&opt, std::slice::from_ref(&x)).unwrap();
+        compare_all("limited optimisation", &got, &want, RTOL, ATOL).unwrap();
+    }
+    // Only some rules.
+    let opts = OptOptions { only_rules: Some(vec!["gelu-erf-a".into()]), ..Default::default() };
+    let (_, r) = egraph::optimize(&g, &cpu_target(), &opts).unwrap();
+    assert_eq!(r.after.ops.get("gelu"), Some(&1));
+    assert_eq!(r.after.ops.get("layer_norm"), None);
+}
+
+/// Phase times by depth (a manual benchmark; `LAYERS=N` runs one depth):
+/// `cargo test --release -p nanoc-tests --test optimize -- --ignored --nocapture bench_`.
+#[test]
+#[ignore]
+fn bench_phase_times_by_depth() {
+    let only: Option<usize> = std::env::var("LAYERS").ok().and_then(|v| v.parse().ok());
+    for layers in only.map_or(vec![24usize, 48, 96, 24, 48, 96], |l| vec![l]) {
+        let g = Stack::decoder(layers, 16, 256, 4);
+        let (_, r) = egraph::optimize(&g, &cpu_target(), &OptOptions::default()).unwrap();
+        let st: Vec<String> = r.stages.iter().map(|s| format!("{:.1}", s.time.as_secs_f64() * 1e3)).collect();
+        println!(
+            "{layers}: convert {:.1} stages {:?} extract {:.1} total {:.1}",
+            r.times.0.as_secs_f64() * 1e3,
+            st,
+            r.times.1.as_secs_f64() * 1e3,
+            r.times.2.as_secs_f64() * 1e3
+        );
+    }
+}
