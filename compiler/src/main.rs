@@ -75,6 +75,10 @@ enum Cmd {
         /// Bind a symbolic dimension of a model.
         #[arg(long = "dim", value_name = "NAME=N")]
         dims: Vec<String>,
+        /// For an ONNX model: list its op types with node counts and whether
+        /// each target supports them, without importing it.
+        #[arg(long)]
+        support: bool,
     },
     /// List the target descriptors in targets/.
     Targets,
@@ -218,8 +222,10 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Cmd::Inspect { model, dims } => {
-            if driver::is_bundle(&model) {
+        Cmd::Inspect { model, dims, support } => {
+            if support {
+                inspect_support(&model)?;
+            } else if driver::is_bundle(&model) {
                 inspect_bundle(&model)?;
             } else {
                 let opts = ImportOptions { dims: parse_dims(&dims)?, ..Default::default() };
@@ -327,6 +333,31 @@ fn inspect_graph(g: &Graph) {
     for (op, n) in ops {
         println!("    {op:<14} {n}");
     }
+}
+
+/// `inspect --support`: one row per op type of an ONNX model, one column
+/// per target descriptor. Every CPU target lowers every op the importer
+/// accepts (f32; other dtypes are checked when compiling).
+fn inspect_support(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let uses = nanoc::onnx::op_support(&bytes, &path.display().to_string())?;
+    let targets = nanoc_targets::list()?;
+    let mut header = format!("{:<40} {:>6}", "op type", "nodes");
+    for t in &targets {
+        header.push_str(&format!(" {:>14}", t.name));
+    }
+    println!("{header}");
+    for u in &uses {
+        let name = if u.domain.is_empty() { u.op_type.clone() } else { format!("{}:{}", u.domain, u.op_type) };
+        let mut row = format!("{name:<40} {:>6}", u.count);
+        for _ in &targets {
+            row.push_str(&format!(" {:>14}", if u.supported { "yes" } else { "no" }));
+        }
+        println!("{row}");
+    }
+    let missing = uses.iter().filter(|u| !u.supported).count();
+    println!("{} op types, {missing} unsupported", uses.len());
+    Ok(())
 }
 
 fn inspect_bundle(path: &Path) -> Result<()> {

@@ -143,3 +143,22 @@ fn targets_lists_descriptors() {
     let s = text(&o.stdout);
     assert!(s.contains("cpu-x86_64") && s.contains("cpu-aarch64"), "{s}");
 }
+
+#[test]
+fn inspect_support_lists_op_types_per_target() {
+    let o = nanoc(&["inspect", "--support", "tests/fixtures/unsupported/model.onnx"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = text(&o.stdout);
+    assert!(s.lines().next().is_some_and(|h| h.contains("cpu-x86_64") && h.contains("cpu-aarch64")), "{s}");
+    assert!(s.lines().any(|l| l.starts_with("Hardmax") && l.contains(" 2 ") && l.ends_with("no")), "{s}");
+    assert!(s.lines().any(|l| l.starts_with("Relu") && l.ends_with("yes")), "{s}");
+    assert!(s.contains("5 op types, 3 unsupported"), "{s}");
+}
+
+#[test]
+fn emit_egraph_reports_stages() {
+    let o = nanoc(&["compile", "-q", "tests/fixtures/gpt2/model.onnx", "--dim", "batch=1", "--dim", "seq=16", "--emit", "egraph"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = text(&o.stdout);
+    assert!(s.contains("stage canonicalise") && s.contains("stage fusion") && s.contains("gelu"), "{s}");
+}

@@ -67,6 +67,25 @@ pub fn import_onnx_bytes(
     model::import(bytes, file, base_dir, opts)
 }
 
+/// An op type used by a model: how many nodes, and whether nanoc imports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpUse {
+    /// Op domain (`""` is the default ONNX domain).
+    pub domain: String,
+    /// Op type.
+    pub op_type: String,
+    /// Number of nodes.
+    pub count: usize,
+    /// Whether the importer has a mapping for it.
+    pub supported: bool,
+}
+
+/// The op types a model uses and whether each is supported, without
+/// importing it (`nanoc inspect --support`).
+pub fn op_support(bytes: &[u8], file: &str) -> Result<Vec<OpUse>, OnnxError> {
+    model::op_support(bytes, file)
+}
+
 /// Every ONNX op type (default domain) the importer supports, sorted.
 pub fn supported_ops() -> Vec<&'static str> {
     ops::supported_ops()

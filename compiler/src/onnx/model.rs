@@ -195,6 +195,29 @@ fn default_opset(model: &ModelProto, file: &str) -> Result<i64, OnnxError> {
     Ok(v)
 }
 
+/// Every (domain, op type) the model uses, with its node count and whether
+/// the importer supports it, sorted by domain and op type.
+pub(crate) fn op_support(bytes: &[u8], file: &str) -> Result<Vec<super::OpUse>, OnnxError> {
+    let model =
+        ModelProto::decode(bytes).map_err(|e| OnnxError::Decode { file: file.to_string(), msg: e.to_string() })?;
+    let graph =
+        model.graph.ok_or_else(|| OnnxError::Model { file: file.to_string(), msg: "the model has no graph".into() })?;
+    let mut uses: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for node in &graph.node {
+        let key = (node.domain.clone().unwrap_or_default(), node.op_type.clone().unwrap_or_default());
+        *uses.entry(key).or_default() += 1;
+    }
+    Ok(uses
+        .into_iter()
+        .map(|((domain, op_type), count)| super::OpUse {
+            supported: ops::lookup(&domain, &op_type).is_some(),
+            domain,
+            op_type,
+            count,
+        })
+        .collect())
+}
+
 /// Collects every node whose (domain, op type) has no importer.
 fn check_supported(graph: &GraphProto, file: &str) -> Result<(), OnnxError> {
     let mut found: BTreeMap<(String, String), UnsupportedOp> = BTreeMap::new();
