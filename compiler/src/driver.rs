@@ -125,6 +125,50 @@ pub fn bundle_bytes(prog: &CpuProgram) -> Result<Vec<u8>> {
     Ok(nanoc_runtime::encode_bundle(&spec))
 }
 
+/// Compiles a CPU program to a relocatable object file and its C header
+/// (`--emit obj`): returns (object bytes, header text). Every global symbol
+/// starts with `prefix` (a C identifier; `cpu::object::prefix_from_stem`
+/// gives the default for an output file name). The program must be
+/// compiled for the target baseline (`cpu::compile(g, target, false)`).
+/// See `docs/object-files.md`.
+pub fn object_files(prog: &CpuProgram, prefix: &str) -> Result<(Vec<u8>, String)> {
+    let files = cpu::object::emit_object(prog, prefix)?;
+    Ok((files.object, files.header))
+}
+
+/// Output files and symbol prefix of `--emit obj`: `-o PATH` gives
+/// `PATH.o` and `PATH.h` (a trailing `.o` or `.h` on `PATH` is dropped
+/// first, so `-o model` and `-o model.o` agree); without `-o`, the model's
+/// path without its extension. The prefix is `prefix` if given (it must be a
+/// valid one), else the output file name made into a C identifier
+/// (`cpu::object::prefix_from_stem`). Returns (object path, header path, prefix).
+pub fn object_outputs(
+    model: &Path,
+    output: Option<&Path>,
+    prefix: Option<&str>,
+) -> Result<(std::path::PathBuf, std::path::PathBuf, String)> {
+    let mut base = output.map_or_else(|| model.with_extension(""), Path::to_path_buf);
+    if base.extension().is_some_and(|e| e == "o" || e == "h") {
+        base.set_extension("");
+    }
+    let Some(stem) = base.file_name().map(|s| s.to_string_lossy().into_owned()) else {
+        bail!("{}: not a file name for the object file", base.display());
+    };
+    let prefix = match prefix {
+        Some(p) if !cpu::object::is_valid_prefix(p) => {
+            bail!("--prefix `{p}`: must be a C identifier starting with a letter (letters, digits, `_`)")
+        }
+        Some(p) => p.to_string(),
+        None => cpu::object::prefix_from_stem(&stem),
+    };
+    let with = |ext: &str| {
+        let mut s = base.clone().into_os_string();
+        s.push(ext);
+        std::path::PathBuf::from(s)
+    };
+    Ok((with(".o"), with(".h"), prefix))
+}
+
 /// Runs a bundle through the runtime: `inputs` by name; returns the
 /// outputs as (name, tensor).
 pub fn run_bundle(path: &Path, inputs: &[(String, Tensor)]) -> Result<Vec<(String, Tensor)>> {
@@ -190,4 +234,24 @@ fn find_input<'a>(inputs: &'a [(String, Tensor)], name: &str, count: usize) -> R
         return Ok(&inputs[0].1);
     }
     bail!("missing input `{name}` (pass --input {name}=FILE.npy)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_output_names() {
+        let m = Path::new("models/mlp.onnx");
+        let names = |o: Option<&str>, p: Option<&str>| {
+            let (a, b, c) = object_outputs(m, o.map(Path::new), p).unwrap();
+            (a.display().to_string(), b.display().to_string(), c)
+        };
+        let s = |x: &str| x.to_string();
+        assert_eq!(names(None, None), (s("models/mlp.o"), s("models/mlp.h"), s("mlp")));
+        assert_eq!(names(Some("out/model"), None), (s("out/model.o"), s("out/model.h"), s("model")));
+        assert_eq!(names(Some("model.o"), Some("net")), (s("model.o"), s("model.h"), s("net")));
+        assert_eq!(names(Some("my-net.v2"), None), (s("my-net.v2.o"), s("my-net.v2.h"), s("my_net_v2")));
+        assert!(object_outputs(m, None, Some("2bad")).is_err());
+    }
 }

@@ -46,6 +46,9 @@ enum Cmd {
         /// Bind a symbolic dimension, e.g. `--dim seq=16` (repeatable).
         #[arg(long = "dim", value_name = "NAME=N")]
         dims: Vec<String>,
+        /// Symbol prefix for --emit obj (default: the output file name as a C identifier).
+        #[arg(long, value_name = "NAME")]
+        prefix: Option<String>,
         #[command(flatten)]
         opt: OptArgs,
     },
@@ -111,6 +114,8 @@ enum Emit {
     Egraph,
     /// The Cranelift IR of every kernel.
     Clif,
+    /// A relocatable object file and C header (<output>.o, <output>.h) that link without the runtime.
+    Obj,
 }
 
 fn main() -> ExitCode {
@@ -148,7 +153,10 @@ impl Progress {
 fn run(cli: Cli) -> Result<()> {
     let pr = Progress { quiet: cli.quiet, start: Instant::now() };
     match cli.cmd {
-        Cmd::Compile { model, target, output, emit, dims, opt } => {
+        Cmd::Compile { model, target, output, emit, dims, prefix, opt } => {
+            if prefix.is_some() && emit != Emit::Obj {
+                bail!("--prefix only applies to --emit obj");
+            }
             let opts = ImportOptions { dims: parse_dims(&dims)?, ..Default::default() };
             let g = import(&model, &opts, &pr)?;
             let t = driver::resolve_target(&target)?;
@@ -172,6 +180,22 @@ fn run(cli: Cli) -> Result<()> {
                         }
                         None => print!("{txt}"),
                     }
+                }
+                Emit::Obj => {
+                    let prog = nanoc_backends::cpu::compile(&g, &t, false)?;
+                    let (obj_path, h_path, prefix) =
+                        driver::object_outputs(&model, output.as_deref(), prefix.as_deref())?;
+                    let (obj, header) = driver::object_files(&prog, &prefix)?;
+                    std::fs::write(&obj_path, &obj).with_context(|| format!("{}: cannot write", obj_path.display()))?;
+                    std::fs::write(&h_path, header).with_context(|| format!("{}: cannot write", h_path.display()))?;
+                    pr.say(format!(
+                        "wrote {} and {} (prefix `{prefix}`, {} kernels, scratch {} bytes, weights {} bytes)",
+                        obj_path.display(),
+                        h_path.display(),
+                        prog.kernels.len(),
+                        prog.arena_size,
+                        prog.weights.len()
+                    ));
                 }
                 Emit::Clif | Emit::Bundle => {
                     let prog = nanoc_backends::cpu::compile(&g, &t, false)?;

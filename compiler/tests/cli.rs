@@ -157,8 +157,44 @@ fn inspect_support_lists_op_types_per_target() {
 
 #[test]
 fn emit_egraph_reports_stages() {
-    let o = nanoc(&["compile", "-q", "tests/fixtures/gpt2/model.onnx", "--dim", "batch=1", "--dim", "seq=16", "--emit", "egraph"]);
+    let o = nanoc(&[
+        "compile",
+        "-q",
+        "tests/fixtures/gpt2/model.onnx",
+        "--dim",
+        "batch=1",
+        "--dim",
+        "seq=16",
+        "--emit",
+        "egraph",
+    ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let s = text(&o.stdout);
     assert!(s.contains("stage canonicalise") && s.contains("stage fusion") && s.contains("gelu"), "{s}");
+}
+
+#[test]
+fn emit_obj_writes_object_and_header() {
+    let base = tmp("mlp_obj");
+    let o = nanoc(&[
+        "compile",
+        "-q",
+        "tests/fixtures/mlp/model.onnx",
+        "--emit",
+        "obj",
+        "-o",
+        base.to_str().unwrap(),
+        "--prefix",
+        "tiny_mlp",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let header = std::fs::read_to_string(base.with_extension("h")).unwrap();
+    assert!(
+        header.contains("int tiny_mlp_run(const void *const *inputs, void *const *outputs, void *scratch);"),
+        "{header}"
+    );
+    assert!(std::fs::metadata(base.with_extension("o")).unwrap().len() > 0);
+    let o = nanoc(&["compile", "tests/fixtures/mlp/model.onnx", "--prefix", "x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("--prefix only applies to --emit obj"), "{}", text(&o.stderr));
 }

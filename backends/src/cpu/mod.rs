@@ -11,6 +11,7 @@ mod emit;
 pub mod jit;
 pub mod kernel;
 pub mod math;
+pub mod object;
 pub mod plan;
 
 use crate::{BackendError, Result};
