@@ -333,3 +333,49 @@ fn random_graphs_agree_on_every_path() {
     println!("{count} random graphs ({nodes} nodes), {} disagreements", failures.len());
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Regressions the random graphs found, minimised by hand: each graph runs
+/// through the interpreter, the JIT and a bundle, which must agree.
+#[test]
+fn minimised_regressions() {
+    let check = |g: &Graph, inputs: Vec<(String, Tensor)>, what: &str| {
+        let ordered: Vec<Tensor> = inputs.iter().map(|(_, t)| t.clone()).collect();
+        let want = run_interp(g, &ordered).unwrap();
+        compare_all(&format!("{what}: jit"), &run_jit(g, &inputs).unwrap(), &want, 1e-4, 1e-5).unwrap();
+        compare_all(&format!("{what}: bundle"), &run_bundle(g, &inputs, what).unwrap(), &want, 1e-4, 1e-5).unwrap();
+    };
+    // Seed 732: an average-pooling window that lies entirely in the padding
+    // (count_include_pad = false) divided 0 by 0 in the kernel; it is 0.
+    let mut g = Graph::new("avg_pool_empty_window");
+    let x = g.add_input("x", TensorType::new(DType::F32, vec![1, 1, 3, 3]));
+    let window = Window {
+        kernel: vec![1, 1],
+        strides: vec![2, 2],
+        pads_begin: vec![1, 1],
+        pads_end: vec![1, 1],
+        dilations: vec![1, 1],
+    };
+    let y = g.add_op("y", Op::AvgPool { window, count_include_pad: false }, &[x]).unwrap();
+    g.add_output("y", y);
+    let xs = Tensor::from_vec(vec![1, 1, 3, 3], (1..=9).map(|v| v as f32).collect()).unwrap();
+    let out = run_interp(&g, std::slice::from_ref(&xs)).unwrap();
+    assert_eq!(
+        out[0].1.to_vec::<f32>().unwrap(),
+        [0.0, 0.0, 0.0, 0.0, 5.0, 0.0, 0.0, 0.0, 0.0],
+        "interpreter semantics"
+    );
+    check(&g, vec![("x".into(), xs)], "avg_pool_empty_window");
+
+    // Seed 8391: layer norm of a constant row (clip saturated every value)
+    // must give exactly the bias; the kernel's mean was one ulp off, and
+    // 1/sqrt(eps) amplified it past the tolerance.
+    let mut g = Graph::new("layer_norm_constant_row");
+    let x = g.add_input("x", TensorType::new(DType::F32, vec![2, 15]));
+    let c = g.add_op("c", Op::Clip { min: -1.366_009, max: 0.519_822_6 }, &[x]).unwrap();
+    let s = g.add_const("s", Tensor::from_vec(vec![15], vec![1.47f32; 15]).unwrap());
+    let b = g.add_const("b", Tensor::from_vec(vec![15], (0..15).map(|i| i as f32 * 0.01).collect()).unwrap());
+    let y = g.add_op("y", Op::LayerNorm { axis: 1, epsilon: 1e-5 }, &[c, s, b]).unwrap();
+    g.add_output("y", y);
+    let xs = Tensor::from_vec(vec![2, 15], (0..30).map(|i| 0.65 + i as f32 * 0.1).collect()).unwrap();
+    check(&g, vec![("x".into(), xs)], "layer_norm_constant_row");
+}
