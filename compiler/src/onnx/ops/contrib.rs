@@ -117,9 +117,10 @@ fn skip_layer_norm(c: &mut Ctx<'_, '_>, simplified: bool) -> Res<()> {
 fn unpack_rows(packed: &[u8], rows: usize, row_bytes: usize, count: usize, bits: usize) -> Option<Vec<u8>> {
     let per_byte = 8 / bits;
     let mask = ((1u16 << bits) - 1) as u8;
-    let mut out = Vec::with_capacity(rows * count);
+    let mut out = Vec::with_capacity(rows.checked_mul(count)?);
     for r in 0..rows {
-        let row = packed.get(r * row_bytes..(r + 1) * row_bytes)?;
+        let start = r.checked_mul(row_bytes)?;
+        let row = packed.get(start..start.checked_add(row_bytes)?)?;
         for i in 0..count {
             let byte = *row.get(i / per_byte)?;
             out.push((byte >> ((i % per_byte) * bits)) & mask);
@@ -149,16 +150,23 @@ fn matmul_nbits(c: &mut Ctx<'_, '_>) -> Res<()> {
         return Err(c.unsupported("input g_idx (act-order) is not supported"));
     }
     let k_blocks = k.div_ceil(block);
-    let blob = block * bits / 8;
+    // Sizes come from the file: checked arithmetic, compared with the data
+    // actually present before anything is allocated.
+    let too_big =
+        |c: &Ctx<'_, '_>| c.err(format!("K={k}, N={n}, block_size={block} describe a weight too large to address"));
+    let blob = block.checked_mul(bits).ok_or_else(|| too_big(c))? / 8;
+    let row_len = k_blocks.checked_mul(blob).ok_or_else(|| too_big(c))?;
+    let b_len = n.checked_mul(row_len).ok_or_else(|| too_big(c))?;
+    let n_scales = n.checked_mul(k_blocks).ok_or_else(|| too_big(c))?;
     let b = c.require_const(1)?;
-    if b.dtype() != DType::U8 || b.shape().numel() != n * k_blocks * blob {
+    if b.dtype() != DType::U8 || b.shape().numel() != b_len {
         return Err(c.err(format!("B must be u8 [{n}, {k_blocks}, {blob}], got {}", b.ty())));
     }
-    let q = unpack_rows(b.bytes(), n, k_blocks * blob, k, bits).ok_or_else(|| c.err("B is too short"))?;
+    let q = unpack_rows(b.bytes(), n, row_len, k, bits).ok_or_else(|| c.err("B is too short"))?;
     let q = Tensor::from_vec(vec![n, k], q).map_err(|e| c.err(e.to_string()))?;
     let qb = c.add_const(Some("weights_u8"), q);
     let scales = c.require_const(2)?;
-    if scales.dtype() != DType::F32 || scales.shape().numel() != n * k_blocks {
+    if scales.dtype() != DType::F32 || scales.shape().numel() != n_scales {
         return Err(c.err(format!("scales must be f32 with {n}x{k_blocks} elements, got {}", scales.ty())));
     }
     let scales = scales.reshaped(vec![n, k_blocks]).map_err(|e| c.err(e.to_string()))?;
@@ -168,13 +176,13 @@ fn matmul_nbits(c: &mut Ctx<'_, '_>) -> Res<()> {
             if z.dtype() != DType::U8 {
                 return Err(c.unsupported(format!("zero points of type {} (nanoc reads packed u8)", z.dtype())));
             }
-            let row_bytes = (k_blocks * bits).div_ceil(8);
-            if z.shape().numel() != n * row_bytes {
+            let row_bytes = k_blocks.checked_mul(bits).ok_or_else(|| too_big(c))?.div_ceil(8);
+            if Some(z.shape().numel()) != n.checked_mul(row_bytes) {
                 return Err(c.err(format!("zero points must have {n}x{row_bytes} bytes, got {}", z.ty())));
             }
             unpack_rows(z.bytes(), n, row_bytes, k_blocks, bits).ok_or_else(|| c.err("zero points are too short"))?
         }
-        None => vec![1u8 << (bits - 1); n * k_blocks],
+        None => vec![1u8 << (bits - 1); n_scales],
     };
     let zp = Tensor::from_vec(vec![n, k_blocks], zp).map_err(|e| c.err(e.to_string()))?;
     let sc = c.add_const(Some("scales"), scales);
