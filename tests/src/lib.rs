@@ -193,3 +193,4 @@ pub fn temp_path(name: &str) -> PathBuf {
 pub fn is_float(d: DType) -> bool {
     d.is_float()
 }
+pub mod fuzz;
