@@ -851,6 +851,7 @@ pub fn fuzz(target: &Target, seeds: Vec<Vec<u8>>, cfg: &Config) -> Stats {
         pending.push_back(Vec::new());
     }
     let seed_count = pending.len() as u64;
+    let mut slowest_seed = Duration::ZERO;
     let keep_len = pending.iter().map(Vec::len).max().unwrap_or(0).saturating_mul(2).max(64 << 10);
 
     loop {
@@ -932,9 +933,13 @@ pub fn fuzz(target: &Target, seeds: Vec<Vec<u8>>, cfg: &Config) -> Stats {
         if new && verbose {
             eprintln!("new behaviour: {}", behaviour.chars().take(300).collect::<String>().replace('\n', "\\n"));
         }
-        // Slow or big inputs are run but not kept: their mutants would be
-        // slow too.
-        if (new || stats.execs <= seed_count) && took < cfg.timeout / 20 && input.len() <= keep_len {
+        // Slow or big inputs (over 4x the slowest seed, 2x the biggest) are
+        // run but not kept: their mutants would be slow too.
+        if stats.execs <= seed_count {
+            slowest_seed = slowest_seed.max(took);
+        }
+        let keep_time = (slowest_seed * 4 + Duration::from_millis(1)).min(cfg.timeout / 20);
+        if (new || stats.execs <= seed_count) && took <= keep_time && input.len() <= keep_len {
             if corpus.len() < cfg.max_corpus {
                 corpus.push(input);
             } else {
