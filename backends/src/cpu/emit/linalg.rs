@@ -31,7 +31,7 @@ pub(super) fn matmul(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(
     let b_bs: Vec<i64> = bb.broadcast_strides(&batch).iter().map(|&s| (s * k * n) as i64).collect();
     let mut dims = batch.0.clone();
     dims.extend([m, n]);
-    let mut out_strides = strides(&TensorType::new(DType::F32, dims.clone()));
+    let out_strides = strides(&TensorType::new(DType::F32, dims.clone()));
     let nb = batch.rank();
     let (ki, ni) = (k as i64, n as i64);
     kb.nest(&dims, &mut |kb, ivs| {
@@ -69,7 +69,6 @@ pub(super) fn matmul(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(
         let o = kb.arg(0);
         kb.store(dt, o, oi, v);
     });
-    out_strides.clear();
     Ok(())
 }
 
@@ -122,7 +121,6 @@ pub(super) fn conv(
     let xs: Vec<i64> = x.strides().iter().map(|&s| s as i64).collect();
     let ws: Vec<i64> = w.strides().iter().map(|&s| s as i64).collect();
     let os = strides(&node.ty);
-    let nsp = in_sp.len();
     let mut dims = vec![nb, group, mg];
     dims.extend(&out_sp);
     kb.nest(&dims, &mut |kb, ivs| {
@@ -148,24 +146,12 @@ pub(super) fn conv(
                     let mut wi_ivs = vec![oc, ci];
                     wi_ivs.extend(kivs);
                     let wi = kb.index(0, &wi_ivs, &ws);
-                    let (px, pw) = (kb.arg(1), kb.arg(2));
-                    let xv = kb.load(DType::F32, px, xi);
-                    let wv = kb.load(DType::F32, pw, wi);
-                    let p = kb.b.ins().fmul(xv, wv);
-                    let cur = kb.b.use_var(acc);
-                    let s = kb.b.ins().fadd(cur, p);
-                    kb.b.def_var(acc, s);
+                    mac(kb, acc, xi, wi);
                 });
             });
         });
-        let mut oi_ivs = vec![n, oc];
-        oi_ivs.extend(o);
-        let oi = kb.index(0, &oi_ivs, &os);
-        let v = kb.b.use_var(acc);
-        let out = kb.arg(0);
-        kb.store(DType::F32, out, oi, v);
+        store_nc(kb, acc, n, oc, o, &os);
     });
-    let _ = nsp;
     Ok(())
 }
 
@@ -245,22 +231,32 @@ pub(super) fn conv_transpose(
                     let mut wi_ivs = vec![cin, mm];
                     wi_ivs.extend(kivs);
                     let wi = kb.index(0, &wi_ivs, &ws);
-                    let (px, pw) = (kb.arg(1), kb.arg(2));
-                    let xv = kb.load(DType::F32, px, xi);
-                    let wv = kb.load(DType::F32, pw, wi);
-                    let p = kb.b.ins().fmul(xv, wv);
-                    let cur = kb.b.use_var(acc);
-                    let s = kb.b.ins().fadd(cur, p);
-                    kb.b.def_var(acc, s);
+                    mac(kb, acc, xi, wi);
                 });
             });
         });
-        let mut oi_ivs = vec![n, oc];
-        oi_ivs.extend(o);
-        let oi = kb.index(0, &oi_ivs, &os);
-        let v = kb.b.use_var(acc);
-        let out = kb.arg(0);
-        kb.store(DType::F32, out, oi, v);
+        store_nc(kb, acc, n, oc, o, &os);
     });
     Ok(())
+}
+
+/// `acc += x[xi] * w[wi]` (operands 1 and 2, f32): one tap of a convolution.
+fn mac(kb: &mut Kb, acc: cranelift_frontend::Variable, xi: Value, wi: Value) {
+    let (px, pw) = (kb.arg(1), kb.arg(2));
+    let xv = kb.load(DType::F32, px, xi);
+    let wv = kb.load(DType::F32, pw, wi);
+    let p = kb.b.ins().fmul(xv, wv);
+    let cur = kb.b.use_var(acc);
+    let s = kb.b.ins().fadd(cur, p);
+    kb.b.def_var(acc, s);
+}
+
+/// Stores `acc` to output element `[n, oc, o..]` (N, C, spatial layout).
+fn store_nc(kb: &mut Kb, acc: cranelift_frontend::Variable, n: Value, oc: Value, o: &[Value], os: &[i64]) {
+    let mut ivs = vec![n, oc];
+    ivs.extend(o);
+    let oi = kb.index(0, &ivs, os);
+    let v = kb.b.use_var(acc);
+    let out = kb.arg(0);
+    kb.store(DType::F32, out, oi, v);
 }
