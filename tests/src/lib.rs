@@ -4,7 +4,7 @@
 
 use nanoc::driver;
 use nanoc::onnx::ImportOptions;
-use nanoc_ir::{DType, Graph, Tensor};
+use nanoc_ir::{Graph, Tensor};
 use std::path::{Path, PathBuf};
 
 /// Relative tolerance for f32 comparisons (DESIGN.md: 1e-4).
@@ -187,10 +187,5 @@ pub fn temp_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("nanoc-tests-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     dir.join(name.replace('/', "_"))
-}
-
-/// True for float dtypes.
-pub fn is_float(d: DType) -> bool {
-    d.is_float()
 }
 pub mod fuzz;
