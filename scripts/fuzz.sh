@@ -40,7 +40,7 @@ status=0
 for t in "${list[@]}"; do
     if [[ -n ${NANOC_FUZZ_EXECS:-} ]]; then budget="$NANOC_FUZZ_EXECS execs"; else budget="$secs s"; fi
     echo "== fuzz $t: $budget"
-    NANOC_FUZZ_SECS=$secs cargo test "${profile[@]}" -q -p nanoc-tests --test fuzz -- \
+    NANOC_FUZZ_STRICT_TIME=1 NANOC_FUZZ_SECS=$secs cargo test "${profile[@]}" -q -p nanoc-tests --test fuzz -- \
         --exact "fuzz_$t" --nocapture --test-threads=1 >"$log.$t" 2>&1
     rc=$?
     # Findings, abort messages and the stats line.

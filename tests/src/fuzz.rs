@@ -393,22 +393,29 @@ pub struct Config {
 }
 
 impl Config {
-    /// The settings for `target` from the environment: `NANOC_FUZZ_SECS`
-    /// (default `default_secs`), `NANOC_FUZZ_EXECS` (a fixed count instead),
-    /// `NANOC_FUZZ_SEED` (default: from the clock, printed),
+    /// The settings for `target` from the environment. Without any, a run
+    /// is reproducible: `default_execs` executions from a seed derived from
+    /// the target name. `NANOC_FUZZ_SECS` fuzzes for a time budget instead
+    /// (then the seed comes from the clock and is printed),
+    /// `NANOC_FUZZ_EXECS` sets the count, `NANOC_FUZZ_SEED` fixes the seed;
     /// `NANOC_FUZZ_TIMEOUT_MS` (1000), `NANOC_FUZZ_HANG_SECS` (10),
     /// `NANOC_FUZZ_ALLOC_CAP_MB` (3072), `NANOC_FUZZ_MEM_MB` (2048).
-    pub fn from_env(target: &str, default_secs: f64) -> Config {
+    pub fn from_env(target: &str, default_execs: u64) -> Config {
         fn var<T: std::str::FromStr>(k: &str) -> Option<T> {
             std::env::var(k).ok().and_then(|v| v.trim().parse().ok())
         }
-        let budget = match var::<u64>("NANOC_FUZZ_EXECS") {
-            Some(n) => Budget::Execs(n),
-            None => Budget::Time(Duration::from_secs_f64(var("NANOC_FUZZ_SECS").unwrap_or(default_secs).max(0.0))),
+        let secs: Option<f64> = var("NANOC_FUZZ_SECS");
+        let budget = match (var::<u64>("NANOC_FUZZ_EXECS"), secs) {
+            (Some(n), _) => Budget::Execs(n),
+            (None, Some(s)) => Budget::Time(Duration::from_secs_f64(s.max(0.0))),
+            (None, None) => Budget::Execs(default_execs),
         };
-        let seed = var("NANOC_FUZZ_SEED").unwrap_or_else(|| {
-            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
-                ^ hash64(target.as_bytes())
+        let seed = var("NANOC_FUZZ_SEED").unwrap_or_else(|| match budget {
+            Budget::Time(_) => {
+                SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+                    ^ hash64(target.as_bytes())
+            }
+            Budget::Execs(_) => hash64(target.as_bytes()),
         });
         Config {
             budget,

@@ -5,7 +5,11 @@
 //! absurd sizes are rejected with a clear error without allocating the
 //! claim. See `docs/fuzzing.md` and `scripts/fuzz.sh`.
 //!
-//! Budget: `NANOC_FUZZ_SECS` per target (default 2), or `NANOC_FUZZ_EXECS`.
+//! By default a run is reproducible ([`DEFAULT_EXECS`] executions from a
+//! fixed seed) and fails on crashes and memory findings only: tests never
+//! fail on timing, so slow inputs are printed and saved but fail the test
+//! only with `NANOC_FUZZ_STRICT_TIME=1` (which `scripts/fuzz.sh` sets).
+//! `NANOC_FUZZ_SECS` or `NANOC_FUZZ_EXECS` change the budget.
 
 use nanoc_tests::fuzz::{self, Config, TrackingAlloc, largest_alloc, reset_largest_alloc, targets};
 use std::time::Duration;
@@ -15,13 +19,19 @@ use std::time::Duration;
 #[global_allocator]
 static ALLOC: TrackingAlloc = TrackingAlloc;
 
-const DEFAULT_SECS: f64 = 2.0;
+/// Executions per target in the default test run.
+const DEFAULT_EXECS: u64 = 3000;
+
+/// Whether slow inputs (timeouts) fail the tests (`NANOC_FUZZ_STRICT_TIME=1`).
+fn strict_time() -> bool {
+    std::env::var("NANOC_FUZZ_STRICT_TIME").is_ok_and(|v| v == "1")
+}
 
 fn fuzz_target(name: &str) {
     let target = targets::by_name(name).unwrap();
     let seeds = fuzz::seeds(name);
     assert!(!seeds.is_empty(), "no seeds in {}", fuzz::corpus_dir(name).display());
-    let cfg = Config::from_env(name, DEFAULT_SECS);
+    let cfg = Config::from_env(name, DEFAULT_EXECS);
     let stats = fuzz::fuzz_on_big_stack(target, seeds, cfg);
     println!("{}", stats.line());
     eprintln!(
@@ -35,8 +45,9 @@ fn fuzz_target(name: &str) {
         stats.seeds,
         stats.slowest.as_millis()
     );
+    let timeouts_fail = strict_time() && !stats.timeouts.is_empty();
     assert!(
-        stats.crashes.is_empty() && stats.timeouts.is_empty() && stats.memory.is_empty(),
+        stats.crashes.is_empty() && !timeouts_fail && stats.memory.is_empty(),
         "fuzz target `{name}` (seed {}) found {} crash(es), {} timeout(s) and {} memory finding(s):\n{}",
         stats.seed,
         stats.crashes.len(),
@@ -72,8 +83,9 @@ fn fuzz_bundle() {
 }
 
 /// Every saved crash (`tests/fuzz/crashes/`) and fixed crash
-/// (`tests/fuzz/regressions/`) must load without panicking, in under the
-/// time limit. Also checks every seed loads without panicking.
+/// (`tests/fuzz/regressions/`) must load without panicking or holding over
+/// 2 GiB (and, with `NANOC_FUZZ_STRICT_TIME=1`, in under 2 s). Also checks
+/// every seed.
 #[test]
 fn replay_crashes_and_regressions() {
     let mut bad = Vec::new();
@@ -81,7 +93,8 @@ fn replay_crashes_and_regressions() {
         let mut files = fuzz::input_files(&fuzz::crashes_dir(t.name));
         files.extend(fuzz::input_files(&fuzz::regressions_dir(t.name)));
         files.extend(fuzz::input_files(&fuzz::corpus_dir(t.name)));
-        bad.extend(fuzz::replay(t, &files, Duration::from_secs(2), 2 << 30));
+        let limit = if strict_time() { Duration::from_secs(2) } else { Duration::MAX };
+        bad.extend(fuzz::replay(t, &files, limit, 2 << 30));
     }
     let list: Vec<String> = bad.iter().map(|(p, m)| format!("{}: {m}", p.display())).collect();
     assert!(bad.is_empty(), "{} saved input(s) still fail:\n{}", bad.len(), list.join("\n"));
@@ -127,21 +140,6 @@ fn engine_finds_planted_bugs() {
     let again = fuzz::fuzz_on_big_stack(&TOY, vec![b"hello world".to_vec()], cfg);
     assert_eq!((again.execs, again.behaviours, again.corpus), (stats.execs, stats.behaviours, stats.corpus));
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Known open issues (`tests/fuzz/known/<target>/`, reported, not fixed):
-/// replayed only on request, and expected to fail until fixed; then move
-/// the files to `tests/fuzz/regressions/`.
-#[test]
-#[ignore = "known open issues; see tests/fuzz/known/*/*.txt"]
-fn replay_known_issues() {
-    let mut bad = Vec::new();
-    for t in targets::all() {
-        let files = fuzz::input_files(&fuzz::fuzz_dir().join("known").join(t.name));
-        bad.extend(fuzz::replay(t, &files, Duration::from_secs(2), 1 << 30));
-    }
-    let list: Vec<String> = bad.iter().map(|(p, m)| format!("{}: {m}", p.display())).collect();
-    assert!(bad.is_empty(), "{} known issue(s) still reproduce:\n{}", bad.len(), list.join("\n"));
 }
 
 /// Regenerates the seed corpora from the fixtures:
@@ -454,7 +452,7 @@ mod limits {
     fn onnx_constants_built_at_import_are_capped() {
         // 2^40 elements: refused before anything is built.
         let (msg, peak) = import_err(&constant_of_shape(1 << 20, 1 << 20, 1), None);
-        assert!(msg.contains("shape [1048576, 1048576] is too large to build at import"), "{msg}");
+        assert!(msg.contains("shape [1048576, 1048576] is too large (over 1 GiB)"), "{msg}");
         assert!(peak < SMALL, "allocated {peak} bytes");
     }
 
@@ -500,15 +498,12 @@ mod limits {
         model(g)
     }
 
-    /// Known issue (reported, not fixed here): each constant the importer
-    /// builds or folds is capped at `MAX_FOLD_BYTES` (1 GiB), but their total
-    /// is not, and folded intermediates stay in the graph. A 467-byte model
-    /// (six `ConstantOfShape [16384, 8192]`) makes the importer hold 3 GiB;
-    /// 500 chained `Pad`s of a constant (21 KB) hold ~700 MB and take seconds
-    /// (the fuzzer's 959-node chain, `tests/fuzz/known/onnx/pad-chain-fuzzed`,
-    /// ran past the 10 s watchdog holding ~5 GB).
+    /// Constants built or folded at import have a total budget
+    /// (`Importer::may_fold`): six `ConstantOfShape [16384, 8192]` in a
+    /// 467-byte model (3 GiB if built) and 500 chained `Pad`s of a constant
+    /// (~700 MB if all folded; the fuzzer's finding) import quickly in
+    /// little memory, leaving the over-budget nodes to run at inference.
     #[test]
-    #[ignore = "known issue: no total cap on constants built at import (compiler/src/onnx/ops/mod.rs)"]
     fn onnx_constants_built_at_import_have_a_total_cap() {
         let mut bad = Vec::new();
         for (what, bytes) in [("6 ConstantOfShape", constant_of_shape(16384, 8192, 6)), ("500 Pads", pad_chain(500))] {
@@ -517,7 +512,9 @@ mod limits {
             let t0 = Instant::now();
             let r = nanoc::onnx::import_onnx_bytes(&bytes, "many.onnx", None, &ImportOptions::default());
             let (held, took) = (fuzz::peak_heap(live0), t0.elapsed());
-            drop(r);
+            if let Err(e) = r {
+                bad.push(format!("{what}: {e}"));
+            }
             if held >= 256 << 20 || took >= Duration::from_secs(2) {
                 bad.push(format!(
                     "{what}: a {}-byte model made the importer hold {} MiB for {took:?}",

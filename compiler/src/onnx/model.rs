@@ -12,6 +12,13 @@ use prost::Message;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
+/// Constants up to this size are always built or folded at import.
+pub(crate) const ALWAYS_FOLD_BYTES: usize = 64 << 10;
+
+/// The fold budget for a model without initializers; see
+/// [`Importer::may_fold`].
+pub(crate) const FOLD_BUDGET_BASE: usize = 128 << 20;
+
 /// State shared by the node importers.
 pub(crate) struct Importer<'a> {
     /// Model file name, for errors.
@@ -28,9 +35,35 @@ pub(crate) struct Importer<'a> {
     names: HashSet<String>,
     /// ONNX value names read by some node or graph output.
     pub used: HashSet<String>,
+    /// Bytes of the model's initializers (sets the fold budget).
+    pub init_bytes: usize,
+    /// Bytes of the large constants built or folded so far (see
+    /// [`Importer::may_fold`]).
+    pub folded_bytes: usize,
 }
 
 impl Importer<'_> {
+    /// Whether a constant of `bytes` may be built or folded at import from
+    /// constant operands totalling `input_bytes`, and if so charges it to
+    /// the budget. Small constants (shape arithmetic) always fold. A larger
+    /// one folds only if it is at most twice its operands (folding must
+    /// not inflate the model: a chain of Pad/Resize/Expand would grow
+    /// geometrically) and the large constants built so far stay within
+    /// [`FOLD_BUDGET_BASE`] plus twice the initializers. Otherwise the node
+    /// stays in the graph and runs at inference time.
+    pub fn may_fold(&mut self, bytes: usize, input_bytes: usize) -> bool {
+        if bytes <= ALWAYS_FOLD_BYTES {
+            return true;
+        }
+        let budget = FOLD_BUDGET_BASE.saturating_add(self.init_bytes.saturating_mul(2));
+        let total = self.folded_bytes.saturating_add(bytes);
+        if bytes > input_bytes.saturating_mul(2) || total > budget {
+            return false;
+        }
+        self.folded_bytes = total;
+        true
+    }
+
     /// `base`, or `base#2`, `base#3`, ... whichever is free; reserves it.
     pub fn unique_name(&mut self, base: &str) -> String {
         let mut name = base.to_string();
@@ -98,6 +131,8 @@ pub(crate) fn import(
         values: HashMap::new(),
         names: HashSet::new(),
         used: HashSet::new(),
+        init_bytes: 0,
+        folded_bytes: 0,
     };
     for n in &graph.node {
         imp.used.extend(n.input.iter().filter(|s| !s.is_empty()).cloned());
@@ -122,6 +157,7 @@ pub(crate) fn import(
             return Err(model_err(format!("initializer {i} has no name")));
         };
         let t = tensor_from_proto(tp, &init_name, file, base_dir)?;
+        imp.init_bytes = imp.init_bytes.saturating_add(t.ty().byte_len());
         let node_name = imp.unique_name(&init_name);
         let id = imp.g.add_const(node_name, t);
         imp.values.insert(init_name, id);

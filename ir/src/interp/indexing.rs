@@ -156,8 +156,11 @@ pub(super) fn pad(
         Some(v) => v.bytes().to_vec(),
         None => vec![0; es],
     };
+    let out_dims = ty.shape.dims();
     let mut bytes = Vec::with_capacity(ty.byte_len());
-    for o in all_indices(ty.shape.dims()) {
+    let mut o = vec![0usize; out_dims.len()];
+    let mut more = ty.shape.numel() > 0;
+    while more {
         let mut offset = Some(0usize);
         for d in 0..dims.len() {
             let (c, n) = (o[d] as i64 - begin[d] as i64, dims[d] as i64);
@@ -184,6 +187,7 @@ pub(super) fn pad(
             Some(off) => bytes.extend_from_slice(elem(x, off)),
             None => bytes.extend_from_slice(&fill),
         }
+        more = super::next_index(&mut o, out_dims);
     }
     from_bytes(ty, bytes)
 }

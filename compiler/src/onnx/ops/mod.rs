@@ -338,11 +338,19 @@ impl<'a, 'b> Ctx<'a, 'b> {
         let Some(bytes) = ty.shape.checked_numel().and_then(|n| n.checked_mul(ty.dtype.size_bytes())) else {
             return Err(self.err(format!("{} result {ty} is too large", op.name())));
         };
-        let consts: Option<Vec<&Tensor>> = args.iter().map(|&a| self.imp.const_of(a)).collect();
         // Dequantize of constant weights stays a node: the weights stay
         // quantised in the bundle and the optimiser can see the pattern.
-        let foldable = !matches!(op, Op::Dequantize { .. });
-        if let Some(consts) = consts.filter(|c| foldable && !c.is_empty() && bytes <= MAX_FOLD_BYTES) {
+        let foldable = !matches!(op, Op::Dequantize { .. })
+            && !args.is_empty()
+            && args.iter().all(|&a| self.imp.const_of(a).is_some())
+            && bytes <= MAX_FOLD_BYTES;
+        let input_bytes = tys.iter().map(|t| t.byte_len()).fold(0usize, usize::saturating_add);
+        let consts: Option<Vec<&Tensor>> = if foldable && self.imp.may_fold(bytes, input_bytes) {
+            args.iter().map(|&a| self.imp.const_of(a)).collect()
+        } else {
+            None
+        };
+        if let Some(consts) = consts {
             let t = nanoc_ir::interp::eval_op(&op, &consts, &ty)
                 .map_err(|m| self.err(format!("constant folding {} failed: {m}", op.name())))?;
             if t.ty() != &ty {

@@ -373,9 +373,19 @@ fn constant_of_shape(c: &mut Ctx<'_, '_>) -> Res<()> {
         .shape
         .checked_numel()
         .filter(|&n| n.saturating_mul(ty.dtype.size_bytes()) <= super::MAX_FOLD_BYTES)
-        .ok_or_else(|| c.err(format!("shape {s:?} is too large to build at import")))?;
-    let t = Tensor::from_bytes(ty, Bytes::from_vec(value.bytes().repeat(n))).map_err(|e| c.err(e.to_string()))?;
-    let y = c.add_const(None, t);
+        .ok_or_else(|| c.err(format!("shape {s:?} is too large (over 1 GiB)")))?;
+    let bytes = n * ty.dtype.size_bytes();
+    let y = if c.imp.may_fold(bytes, bytes) {
+        let t = Tensor::from_bytes(ty, Bytes::from_vec(value.bytes().repeat(n))).map_err(|e| c.err(e.to_string()))?;
+        c.add_const(None, t)
+    } else {
+        // Over the fold budget: broadcast the value at run time.
+        let scalar =
+            Tensor::from_bytes(TensorType::new(value.dtype(), Vec::new()), Bytes::from_vec(value.bytes().to_vec()))
+                .map_err(|e| c.err(e.to_string()))?;
+        let v = c.add_const(Some("value"), scalar);
+        c.add_typed(None, Op::Broadcast, &[v], ty)?
+    };
     c.set_output(0, y);
     Ok(())
 }
@@ -426,6 +436,10 @@ fn range(c: &mut Ctx<'_, '_>) -> Res<()> {
         tensor_from_i64(dtype, vec![vals.len()], &vals)
     }
     .map_err(|m| c.err(m))?;
+    let bytes = t.ty().byte_len();
+    if !c.imp.may_fold(bytes, bytes) {
+        return Err(c.err(format!("a range of {} elements is over the import budget for constants", t.shape().numel())));
+    }
     let y = c.add_const(None, t);
     c.set_output(0, y);
     Ok(())
