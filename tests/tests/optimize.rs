@@ -248,7 +248,8 @@ fn decomposed_decoder_fuses_layer_norm_gelu_and_softmax() {
 }
 
 /// Saturation on 2..48 identical layers: e-nodes and e-classes per layer
-/// stay constant and time per layer does not grow with depth.
+/// stay constant and the iteration count does not grow with depth (the
+/// times are printed for the record).
 #[test]
 fn saturation_grows_linearly_with_depth() {
     let t = cpu_target();
@@ -289,8 +290,7 @@ fn saturation_grows_linearly_with_depth() {
     assert!((per(0, 1) - per(3, 4)).abs() <= 0.02 * per(0, 1), "e-nodes per layer grow: {rows:?}");
     // The number of iterations does not grow with depth.
     assert_eq!(rows[0].3, rows[4].3, "{rows:?}");
-    // Time per layer at 48 layers within 3x of that at 6 (generous: timing noise).
-    assert!(rows[4].1 / 48.0 <= 3.0 * rows[1].1 / 6.0 + 1.0, "time per layer grows: {rows:?}");
+    // Times are printed, not asserted: tests never fail on timing.
 }
 
 #[test]
