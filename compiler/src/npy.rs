@@ -52,11 +52,12 @@ pub fn read_npy(path: &Path) -> Result<Tensor> {
     Ok(Tensor::from_bytes(ty, Bytes::from_vec(data))?)
 }
 
-/// Writes a tensor as a `.npy` file (f32, i8, u8, i32, i64, bool).
+/// Writes a tensor as a `.npy` file (f32, f16, i8, u8, i32, i64, bool).
 pub fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
     let shape: Vec<u64> = t.shape().0.iter().map(|&d| d as u64).collect();
     match t.dtype() {
         DType::F32 => write_typed(path, &shape, t.to_vec::<f32>()?),
+        DType::F16 => write_typed(path, &shape, t.to_vec::<half::f16>()?),
         DType::I8 => write_typed(path, &shape, t.to_vec::<i8>()?),
         DType::U8 => write_typed(path, &shape, t.to_vec::<u8>()?),
         DType::I32 => write_typed(path, &shape, t.to_vec::<i32>()?),

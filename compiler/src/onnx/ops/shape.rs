@@ -16,6 +16,7 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("Unsqueeze", unsqueeze),
     ("Flatten", flatten),
     ("Expand", expand),
+    ("Tile", tile),
     ("Shape", shape),
     ("Constant", constant),
     ("ConstantOfShape", constant_of_shape),
@@ -315,6 +316,38 @@ fn expand(c: &mut Ctx<'_, '_>) -> Res<()> {
         .ok_or_else(|| c.err(format!("cannot expand {tx} to {}", Shape(s))))?;
     let y =
         if target == tx.shape { x } else { c.add_typed(None, Op::Broadcast, &[x], TensorType::new(tx.dtype, target))? };
+    c.set_output(0, y);
+    Ok(())
+}
+
+/// Tile by constant repeats: `x [d0, d1, ...]` → Reshape `[1, d0, 1, d1, ...]`
+/// → Broadcast `[r0, d0, r1, d1, ...]` → Reshape `[r0·d0, r1·d1, ...]`
+/// (output index `a·d + b` reads `x[b]`).
+fn tile(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let (x, tx) = c.input_typed(0)?;
+    let reps = c.require_const_i64s(1)?;
+    let dims = tx.shape.dims().to_vec();
+    if reps.len() != dims.len() {
+        return Err(c.err(format!("repeats {reps:?} must have one entry per dim of {tx}")));
+    }
+    let reps: Vec<usize> = reps
+        .iter()
+        .map(|&r| usize::try_from(r).ok())
+        .collect::<Option<_>>()
+        .ok_or_else(|| c.err(format!("repeats {reps:?} must not be negative")))?;
+    let out: Option<Vec<usize>> = dims.iter().zip(&reps).map(|(&d, &r)| d.checked_mul(r)).collect();
+    let out = out
+        .filter(|o| Shape(o.clone()).checked_numel().is_some())
+        .ok_or_else(|| c.err(format!("tiling {tx} by {reps:?} is too large")))?;
+    if reps.iter().all(|&r| r == 1) {
+        c.set_output(0, x);
+        return Ok(());
+    }
+    let split: Vec<usize> = dims.iter().flat_map(|&d| [1, d]).collect();
+    let wide: Vec<usize> = dims.iter().zip(&reps).flat_map(|(&d, &r)| [r, d]).collect();
+    let x1 = reshape_to(c, x, split)?;
+    let xb = c.add_typed(Some("broadcast"), Op::Broadcast, &[x1], TensorType::new(tx.dtype, wide))?;
+    let y = reshape_to(c, xb, out)?;
     c.set_output(0, y);
     Ok(())
 }
