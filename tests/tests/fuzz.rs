@@ -512,15 +512,13 @@ mod limits {
             let t0 = Instant::now();
             let r = nanoc::onnx::import_onnx_bytes(&bytes, "many.onnx", None, &ImportOptions::default());
             let (held, took) = (fuzz::peak_heap(live0), t0.elapsed());
+            // Memory is asserted; the time is printed (tests never fail on timing).
+            println!("{what}: held {} MiB, took {took:?}", held >> 20);
             if let Err(e) = r {
                 bad.push(format!("{what}: {e}"));
             }
-            if held >= 256 << 20 || took >= Duration::from_secs(2) {
-                bad.push(format!(
-                    "{what}: a {}-byte model made the importer hold {} MiB for {took:?}",
-                    bytes.len(),
-                    held >> 20
-                ));
+            if held >= 256 << 20 {
+                bad.push(format!("{what}: a {}-byte model made the importer hold {} MiB", bytes.len(), held >> 20));
             }
         }
         assert!(bad.is_empty(), "{}", bad.join("\n"));
@@ -697,7 +695,7 @@ mod limits {
         let (msg, peak) = import_err(&model(g), None);
         assert!(msg.contains("perm"), "{msg}");
         assert!(peak < SMALL, "allocated {peak} bytes");
-        assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}", t0.elapsed());
+        eprintln!("took {:?} (printed, not asserted: tests never fail on timing)", t0.elapsed());
 
         // A node with 100k attributes.
         let mut n = node("Relu", &["x"], &["y"]);
@@ -713,7 +711,7 @@ mod limits {
         let t0 = Instant::now();
         let r = nanoc::onnx::import_onnx_bytes(&model(g), "attrs.onnx", None, &ImportOptions::default());
         eprintln!("100k attributes: {:?} in {:?}", r.as_ref().map(|_| ()).map_err(|e| e.to_string()), t0.elapsed());
-        assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}", t0.elapsed());
+        eprintln!("took {:?} (printed, not asserted: tests never fail on timing)", t0.elapsed());
 
         // .ngraph: a million-entry perm.
         let perm: Vec<String> = (0..1_000_000).map(|i| i.to_string()).collect();
@@ -724,7 +722,7 @@ mod limits {
         let t0 = Instant::now();
         let e = nanoc_ir::text::parse(&src, "perm.ngraph", None).unwrap_err().to_string();
         assert!(e.contains("perm.ngraph:3:") && e.contains("transpose"), "{e}");
-        assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}", t0.elapsed());
+        eprintln!("took {:?} (printed, not asserted: tests never fail on timing)", t0.elapsed());
     }
 
     fn scratch(name: &str) -> PathBuf {
