@@ -17,7 +17,7 @@ pub(crate) const ALWAYS_FOLD_BYTES: usize = 64 << 10;
 
 /// The fold budget for a model without initializers; see
 /// [`Importer::may_fold`].
-pub(crate) const FOLD_BUDGET_BASE: usize = 128 << 20;
+pub(crate) const FOLD_BUDGET_BASE: usize = 16 << 20;
 
 /// State shared by the node importers.
 pub(crate) struct Importer<'a> {
@@ -49,7 +49,7 @@ impl Importer<'_> {
     /// one folds only if it is at most twice its operands (folding must
     /// not inflate the model: a chain of Pad/Resize/Expand would grow
     /// geometrically) and the large constants built so far stay within
-    /// [`FOLD_BUDGET_BASE`] plus twice the initializers. Otherwise the node
+    /// [`FOLD_BUDGET_BASE`] (16 MiB) plus twice the initializers. Otherwise the node
     /// stays in the graph and runs at inference time.
     pub fn may_fold(&mut self, bytes: usize, input_bytes: usize) -> bool {
         if bytes <= ALWAYS_FOLD_BYTES {
