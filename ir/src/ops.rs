@@ -46,6 +46,8 @@ pub enum UnaryOp {
     Round,
     /// `ln(1 + e^x)`, computed stably as `max(x, 0) + ln(1 + e^-|x|)`
     Softplus,
+    /// `x · sigmoid(x)` (SiLU, also called swish)
+    Silu,
     /// logical not of a bool tensor
     Not,
 }
@@ -299,6 +301,15 @@ pub enum Op {
         /// Added to the variance.
         epsilon: f32,
     },
+    /// RMS normalisation over dims `axis..`: `x / sqrt(mean(x²) + ε) · scale`;
+    /// operands x [, scale] (scale broadcasts to the normalised dims; none
+    /// means 1).
+    RmsNorm {
+        /// First normalised axis.
+        axis: usize,
+        /// Added to the mean square.
+        epsilon: f32,
+    },
 
     // ---- reduction ----------------------------------------------------
     /// Reduction over `axes` (sorted, unique).
@@ -491,6 +502,7 @@ impl Op {
                 UnaryOp::Ceil => "ceil",
                 UnaryOp::Round => "round",
                 UnaryOp::Softplus => "softplus",
+                UnaryOp::Silu => "silu",
                 UnaryOp::Not => "not",
             },
             Op::Binary(b) => match b {
@@ -519,6 +531,7 @@ impl Op {
             Op::Conv { .. } => "conv",
             Op::Softmax { .. } => "softmax",
             Op::LayerNorm { .. } => "layer_norm",
+            Op::RmsNorm { .. } => "rms_norm",
             Op::Reduce { kind, .. } => match kind {
                 ReduceKind::Sum => "reduce_sum",
                 ReduceKind::Mean => "reduce_mean",
@@ -554,7 +567,7 @@ impl Op {
                 OpClass::Elementwise
             }
             Op::MatMul | Op::Conv { .. } => OpClass::Contraction,
-            Op::Softmax { .. } | Op::LayerNorm { .. } => OpClass::Normalization,
+            Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. } => OpClass::Normalization,
             Op::Reduce { .. } | Op::MaxPool { .. } | Op::AvgPool { .. } => OpClass::Reduction,
             Op::Reshape
             | Op::Transpose { .. }
@@ -581,6 +594,7 @@ impl Op {
             Op::Binary(_) | Op::MatMul | Op::Gather { .. } => (2, 2),
             Op::Where => (3, 3),
             Op::Conv { .. } | Op::LayerNorm { .. } => (2, 3),
+            Op::RmsNorm { .. } => (1, 2),
             Op::Dequantize { .. } | Op::Quantize { .. } => (2, 3),
             Op::CumSum { .. } | Op::ArgReduce { .. } | Op::TopK { .. } => (1, 1),
             Op::GatherElements { .. } | Op::GatherNd { .. } => (2, 2),
@@ -708,14 +722,14 @@ impl Op {
                 axis_ok(*axis, args[0].shape.rank())?;
                 Ok(args[0].clone())
             }
-            Op::LayerNorm { axis, .. } => {
+            Op::LayerNorm { axis, .. } | Op::RmsNorm { axis, .. } => {
                 float(args[0])?;
                 axis_ok(*axis, args[0].shape.rank())?;
                 let norm = &args[0].shape.0[*axis..];
                 for p in &args[1..] {
                     same_dtype(args[0], p)?;
                     if Shape::broadcast(&Shape(norm.to_vec()), &p.shape).as_ref().map(|s| s.dims()) != Some(norm) {
-                        return Err(format!("layer_norm parameter {p} does not broadcast to {:?}", norm));
+                        return Err(format!("{} parameter {p} does not broadcast to {:?}", self.name(), norm));
                     }
                 }
                 Ok(args[0].clone())

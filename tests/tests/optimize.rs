@@ -185,6 +185,73 @@ impl Stack {
         self.bin(BinaryOp::Add, y, b)
     }
 
+    /// RMSNorm over the last dim as exporters write it: HF Llama
+    /// (`x.to(f32)`, `pow(2).mean`, `x * rsqrt(var + eps)`, `w * h.to(dtype)`,
+    /// the casts being identities here), `x / sqrt(mean(x·x) + eps) * w`, or
+    /// `x * (1 / sqrt(..)) * w`.
+    fn rms_norm(&mut self, x: NodeId, n: usize, form: usize) -> NodeId {
+        let x = if form == 0 { self.op(Op::Cast { to: DType::F32 }, &[x]) } else { x };
+        let sq = if form == 0 {
+            let two = self.scalar(2.0);
+            self.bin(BinaryOp::Pow, x, two)
+        } else {
+            self.bin(BinaryOp::Mul, x, x)
+        };
+        let ms = self.op(Op::Reduce { kind: ReduceKind::Mean, axes: vec![2], keep_dims: true }, &[sq]);
+        let eps = self.scalar(1e-6);
+        let v = self.bin(BinaryOp::Add, ms, eps);
+        let r = self.op(Op::Unary(UnaryOp::Sqrt), &[v]);
+        let w = self.weight(&[n], 1.0);
+        match form {
+            0 => {
+                let inv = self.op(Op::Unary(UnaryOp::Reciprocal), &[r]);
+                let y = self.bin(BinaryOp::Mul, x, inv);
+                let y = self.op(Op::Cast { to: DType::F32 }, &[y]);
+                self.bin(BinaryOp::Mul, w, y)
+            }
+            1 => {
+                let y = self.bin(BinaryOp::Div, x, r);
+                self.bin(BinaryOp::Mul, y, w)
+            }
+            _ => {
+                let one = self.scalar(1.0);
+                let inv = self.bin(BinaryOp::Div, one, r);
+                let y = self.bin(BinaryOp::Mul, x, inv);
+                self.bin(BinaryOp::Mul, y, w)
+            }
+        }
+    }
+
+    /// A Llama MLP: `down(silu(gate(x)) · up(x))` with SiLU written
+    /// `g · sigmoid(g)` (or `sigmoid(g) · g` when `flip`).
+    fn swiglu(&mut self, x: NodeId, n: usize, hidden: usize, flip: bool) -> NodeId {
+        let wg = self.weight(&[n, hidden], 1.0 / (n as f32).sqrt());
+        let wu = self.weight(&[n, hidden], 1.0 / (n as f32).sqrt());
+        let wd = self.weight(&[hidden, n], 1.0 / (hidden as f32).sqrt());
+        let g = self.op(Op::MatMul, &[x, wg]);
+        let u = self.op(Op::MatMul, &[x, wu]);
+        let sg = self.op(Op::Unary(UnaryOp::Sigmoid), &[g]);
+        let act = if flip { self.bin(BinaryOp::Mul, sg, g) } else { self.bin(BinaryOp::Mul, g, sg) };
+        let h = self.bin(BinaryOp::Mul, act, u);
+        self.op(Op::MatMul, &[h, wd])
+    }
+
+    /// Llama-style blocks (RMSNorm, SwiGLU MLP, residuals; no attention)
+    /// over f32[1, seq, n], cycling through the RMSNorm forms.
+    fn llama_mlp_stack(layers: usize, seq: usize, n: usize) -> Graph {
+        let mut s = Stack::new(&format!("llama{layers}"));
+        let mut h = s.g.add_input("embeddings", TensorType::new(DType::F32, vec![1, seq, n]));
+        for l in 0..layers {
+            let a = s.rms_norm(h, n, l % 3);
+            let m = s.swiglu(a, n, 3 * n - 1, l % 2 == 1);
+            h = s.bin(BinaryOp::Add, h, m);
+        }
+        let out = s.rms_norm(h, n, 0);
+        s.g.add_output("hidden", out);
+        nanoc_ir::verify::verify(&s.g).unwrap();
+        s.g
+    }
+
     /// An N-layer decoder over embeddings f32[1, seq, n_embd].
     fn decoder(layers: usize, seq: usize, n_embd: usize, heads: usize) -> Graph {
         let mut s = Stack::new(&format!("decoder{layers}"));
@@ -245,6 +312,58 @@ fn decomposed_decoder_fuses_layer_norm_gelu_and_softmax() {
     compare_all("optimised decoder (interp)", &got, &want, RTOL, ATOL).unwrap();
     let jit = run_jit(&opt, &[("embeddings".into(), x)]).unwrap();
     compare_all("optimised decoder (JIT)", &jit, &want, RTOL, ATOL).unwrap();
+}
+
+#[test]
+fn decomposed_llama_blocks_fuse_rms_norm_and_silu() {
+    let g = Stack::llama_mlp_stack(3, 7, 33);
+    let (opt, r) = egraph::optimize(&g, &cpu_target(), &OptOptions::default()).unwrap();
+    print!("{}", r.render(true));
+    assert_eq!(r.after.ops.get("rms_norm"), Some(&4), "{:?}", r.after.ops);
+    assert_eq!(r.after.ops.get("silu"), Some(&3), "{:?}", r.after.ops);
+    for gone in ["reduce_mean", "pow", "sqrt", "reciprocal", "div", "sigmoid", "cast"] {
+        assert_eq!(r.after.ops.get(gone), None, "{gone} left: {:?}", r.after.ops);
+    }
+    let x = embeddings(&g);
+    let want = run_interp(&g, std::slice::from_ref(&x)).unwrap();
+    let got = run_interp(&opt, std::slice::from_ref(&x)).unwrap();
+    compare_all("optimised llama blocks (interp)", &got, &want, RTOL, ATOL).unwrap();
+    let jit = run_jit(&opt, &[("embeddings".into(), x)]).unwrap();
+    compare_all("optimised llama blocks (JIT)", &jit, &want, RTOL, ATOL).unwrap();
+}
+
+/// A mixed-precision RMSNorm (`x.to(f32)` … `.to(f16)` around the f32
+/// core, f16 weight): the core between the casts fuses.
+#[test]
+fn mixed_precision_rms_norm_fuses_between_casts() {
+    let mut g = Graph::new("rms_f16");
+    let x = g.add_input("x", TensorType::new(DType::F16, vec![2, 5, 17]));
+    let xf = g.add_op("to_f32", Op::Cast { to: DType::F32 }, &[x]).unwrap();
+    let two = g.add_const("two", Tensor::scalar(2.0f32));
+    let sq = g.add_op("pow", Op::Binary(BinaryOp::Pow), &[xf, two]).unwrap();
+    let ms = g.add_op("mean", Op::Reduce { kind: ReduceKind::Mean, axes: vec![2], keep_dims: true }, &[sq]).unwrap();
+    let eps = g.add_const("eps", Tensor::scalar(1e-6f32));
+    let v = g.add_op("add", Op::Binary(BinaryOp::Add), &[ms, eps]).unwrap();
+    let r = g.add_op("sqrt", Op::Unary(UnaryOp::Sqrt), &[v]).unwrap();
+    let inv = g.add_op("rsqrt", Op::Unary(UnaryOp::Reciprocal), &[r]).unwrap();
+    let y = g.add_op("mul", Op::Binary(BinaryOp::Mul), &[xf, inv]).unwrap();
+    let y16 = g.add_op("to_f16", Op::Cast { to: DType::F16 }, &[y]).unwrap();
+    let to_f16 = |t: Tensor| {
+        let ty = TensorType::new(DType::F16, t.shape().dims().to_vec());
+        nanoc_ir::interp::eval_op(&Op::Cast { to: DType::F16 }, &[&t], &ty).unwrap()
+    };
+    let w: Vec<f32> = (0..17).map(|i| 0.5 + i as f32 / 16.0).collect();
+    let w = g.add_const("w", to_f16(Tensor::from_vec(vec![17], w).unwrap()));
+    let out = g.add_op("scaled", Op::Binary(BinaryOp::Mul), &[w, y16]).unwrap();
+    g.add_output("y", out);
+    let (opt, r) = egraph::optimize(&g, &cpu_target(), &OptOptions::default()).unwrap();
+    assert_eq!(r.after.ops.get("rms_norm"), Some(&1), "{:?}", r.after.ops);
+    assert_eq!(r.after.ops.get("reduce_mean"), None, "{:?}", r.after.ops);
+    let xs: Vec<f32> = (0..170).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+    let xs = to_f16(Tensor::from_vec(vec![2, 5, 17], xs).unwrap());
+    let want = run_interp(&g, std::slice::from_ref(&xs)).unwrap();
+    let got = run_interp(&opt, std::slice::from_ref(&xs)).unwrap();
+    compare_all("mixed-precision rms_norm (interp)", &got, &want, 2e-3, 2e-3).unwrap();
 }
 
 /// Saturation on 2..48 identical layers: e-nodes and e-classes per layer

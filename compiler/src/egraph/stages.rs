@@ -5,7 +5,7 @@
 //! | stage | rules | what it does |
 //! | --- | --- | --- |
 //! | `canonicalise` | `rules/algebra.rs` (+ constant folding in the analysis) | identities, commutativity, cancelling transposes/reshapes/casts |
-//! | `fusion` | `rules/activation.rs`, `rules/norm.rs` | GELU (erf, tanh), LayerNorm, softmax from their decompositions |
+//! | `fusion` | `rules/activation.rs`, `rules/norm.rs` | GELU (erf, tanh), SiLU, LayerNorm, RMSNorm, softmax from their decompositions |
 //!
 //! Every rule is local (its pattern spans one decomposition), so on a stack
 //! of N identical layers each iteration does O(N) work and the number of

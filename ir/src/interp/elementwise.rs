@@ -47,6 +47,7 @@ pub(super) fn unary(op: UnaryOp, x: &Tensor, ty: &TensorType) -> Result<Tensor, 
             UnaryOp::Ceil => v.ceil(),
             UnaryOp::Round => v.round_ties_even(),
             UnaryOp::Softplus => v.max(0.0) + (-v.abs()).exp().ln_1p(),
+            UnaryOp::Silu => v / (1.0 + (-v).exp()),
             UnaryOp::Not => f64::NAN, // handled above
         }
     };
@@ -363,6 +364,8 @@ mod tests {
         assert_eq!(run(UnaryOp::Log)[1..3], [f32::NEG_INFINITY, 0.0]);
         close(&run(UnaryOp::Tanh), &[-0.7615941559557649, 0.0, 0.7615941559557649, 0.999329299739067], 1e-7);
         close(&run(UnaryOp::Sigmoid), &[0.2689414213699951, 0.5, 0.7310585786300049, 0.9820137900379085], 1e-7);
+        // silu(x) = x * sigmoid(x).
+        close(&run(UnaryOp::Silu), &[-0.2689414213699951, 0.0, 0.7310585786300049, 3.928055160151634], 1e-7);
         close(&run(UnaryOp::Erf), &[-0.8427007929497149, 0.0, 0.8427007929497149, 0.9999999845827421], 1e-7);
         // gelu(x) = x * Phi(x): Phi(1) = 0.8413447460685429, Phi(4) = 0.9999683287581669.
         close(&run(UnaryOp::Gelu), &[-0.15865525393145707, 0.0, 0.8413447460685429, 3.9998733150326676], 1e-7);

@@ -9,7 +9,7 @@
 //! work on every dtype.
 //!
 //! Layout by concern: `elementwise` (unary, binary, clip, cast, where,
-//! trilu), `linalg` (matmul, conv), `norm` (softmax, layer_norm),
+//! trilu), `linalg` (matmul, conv), `norm` (softmax, layer_norm, rms_norm),
 //! `reduce` (reductions and pooling), `movement` (reshape, transpose,
 //! slice, broadcast, concat, gather).
 
@@ -63,6 +63,14 @@ pub fn eval_op(op: &Op, args: &[&Tensor], ty: &TensorType) -> std::result::Resul
         Op::LayerNorm { axis, epsilon } => {
             let (x, scale, bias) = two_or_three(args)?;
             norm::layer_norm(x, scale, bias, *axis, *epsilon, ty)
+        }
+        Op::RmsNorm { axis, epsilon } => {
+            let (x, scale) = match args {
+                [x] => (*x, None),
+                [x, s] => (*x, Some(*s)),
+                _ => return Err(format!("expected 1 or 2 operands, got {}", args.len())),
+            };
+            norm::rms_norm(x, scale, *axis, *epsilon, ty)
         }
         Op::Reduce { kind, axes, .. } => reduce::reduce(one(args)?, *kind, axes, ty),
         Op::MaxPool { window } => reduce::max_pool(one(args)?, window, ty),

@@ -1,4 +1,4 @@
-//! Normalisations: softmax and layer_norm.
+//! Normalisations: softmax, layer_norm and rms_norm.
 
 use super::{Offsets, floats, from_floats};
 use crate::{Shape, Tensor, TensorType};
@@ -71,6 +71,41 @@ pub(super) fn layer_norm(
     from_floats(ty, &out)
 }
 
+/// RMS normalisation over dims `axis..`: `x / sqrt(mean(x²) + eps) *
+/// scale` (scale broadcasts to the normalised dims; none means 1).
+/// Computed in f64 per row, rounded once.
+pub(super) fn rms_norm(
+    x: &Tensor,
+    scale: Option<&Tensor>,
+    axis: usize,
+    epsilon: f32,
+    ty: &TensorType,
+) -> Result<Tensor, String> {
+    let dims = x.shape().dims();
+    let norm = Shape(dims.get(axis..).ok_or_else(|| format!("axis {axis} out of range for {}", x.ty()))?.to_vec());
+    let inner = norm.numel();
+    let gamma: Vec<f64> = match scale {
+        Some(p) => {
+            let v = floats(p)?;
+            Offsets::new(norm.dims(), &p.shape().broadcast_strides(&norm)).map(|o| f64::from(v[o])).collect()
+        }
+        None => vec![1.0; inner],
+    };
+    let xs = floats(x)?;
+    let eps = f64::from(epsilon);
+    let mut out = Vec::with_capacity(xs.len());
+    if inner > 0 {
+        for row in xs.chunks_exact(inner) {
+            let mean_square = row.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / inner as f64;
+            let inv_rms = 1.0 / (mean_square + eps).sqrt();
+            for (&v, g) in row.iter().zip(&gamma) {
+                out.push((f64::from(v) * inv_rms * g) as f32);
+            }
+        }
+    }
+    from_floats(ty, &out)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -129,6 +164,27 @@ mod tests {
         let op = Op::LayerNorm { axis: 1, epsilon: 3.0 };
         let y = eval_op(&op, &[&x, &scale], &ty(&[2, 2])).unwrap().to_vec::<f32>().unwrap();
         assert_eq!(y, vec![-0.5, 0.5, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn rms_norm_known_values() {
+        // [3, 4]: mean square 12.5, so x / sqrt(12.5); scale [2, 10].
+        let x = f32s(&[1, 2], &[3.0, 4.0]);
+        let scale = f32s(&[2], &[2.0, 10.0]);
+        let op = Op::RmsNorm { axis: 1, epsilon: 0.0 };
+        let y = eval_op(&op, &[&x, &scale], &ty(&[1, 2])).unwrap().to_vec::<f32>().unwrap();
+        let r = 12.5f64.sqrt();
+        close(&y, &[6.0 / r, 40.0 / r]);
+        // Over two dims without scale, eps 1: {1, 1, 1, 1} has mean square 1 -> 1 / sqrt(2).
+        let x = f32s(&[1, 2, 2], &[1.0, -1.0, 1.0, -1.0]);
+        let op = Op::RmsNorm { axis: 1, epsilon: 1.0 };
+        let y = eval_op(&op, &[&x], &ty(&[1, 2, 2])).unwrap().to_vec::<f32>().unwrap();
+        let h = std::f64::consts::FRAC_1_SQRT_2;
+        close(&y, &[h, -h, h, -h]);
+        // A zero row stays zero (eps keeps the divisor positive).
+        let z = f32s(&[1, 3], &[0.0; 3]);
+        let op = Op::RmsNorm { axis: 1, epsilon: 1e-6 };
+        assert_eq!(eval_op(&op, &[&z], &ty(&[1, 3])).unwrap().to_vec::<f32>().unwrap(), vec![0.0; 3]);
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub(super) const OPS: &[OpDef] = &[
     op!("ceil", Op::Unary(UnaryOp::Ceil)),
     op!("round", Op::Unary(UnaryOp::Round)),
     op!("softplus", Op::Unary(UnaryOp::Softplus)),
+    op!("silu", Op::Unary(UnaryOp::Silu)),
     op!("not", Op::Unary(UnaryOp::Not)),
     op!("add", Op::Binary(BinaryOp::Add)),
     op!("sub", Op::Binary(BinaryOp::Sub)),
@@ -105,6 +106,7 @@ pub(super) const OPS: &[OpDef] = &[
         axis: a.usize("axis")?,
         epsilon: a.f32("epsilon")?
     })),
+    op!("rms_norm", &["axis", "epsilon"], |a| Ok(Op::RmsNorm { axis: a.usize("axis")?, epsilon: a.f32("epsilon")? })),
     op!("reduce_sum", REDUCE, |a| reduce(a, ReduceKind::Sum)),
     op!("reduce_mean", REDUCE, |a| reduce(a, ReduceKind::Mean)),
     op!("reduce_max", REDUCE, |a| reduce(a, ReduceKind::Max)),

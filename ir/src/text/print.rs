@@ -164,7 +164,9 @@ pub(super) fn attributes(op: &Op) -> Vec<(&'static str, String)> {
             a
         }
         Op::Softmax { axis } | Op::Concat { axis } | Op::Gather { axis } => vec![("axis", axis.to_string())],
-        Op::LayerNorm { axis, epsilon } => vec![("axis", axis.to_string()), ("epsilon", fmt_f32(*epsilon))],
+        Op::LayerNorm { axis, epsilon } | Op::RmsNorm { axis, epsilon } => {
+            vec![("axis", axis.to_string()), ("epsilon", fmt_f32(*epsilon))]
+        }
         Op::Reduce { axes, keep_dims, .. } => vec![("axes", list(axes)), ("keep_dims", keep_dims.to_string())],
         Op::MaxPool { window: w } => window(w),
         Op::AvgPool { window: w, count_include_pad } => {

@@ -189,6 +189,10 @@ fn every_op_graph() -> Graph {
         output_padding: vec![1, 0],
     };
     op(&mut g, "conv_transpose", ct, &[img, ct_w, ct_b]);
+    // RMSNorm and SiLU.
+    op(&mut g, "rms_norm", Op::RmsNorm { axis: 1, epsilon: 1e-6 }, &[x, scale]);
+    op(&mut g, "rms_norm_plain", Op::RmsNorm { axis: 0, epsilon: 0.5 }, &[x]);
+    op(&mut g, "silu", Op::Unary(UnaryOp::Silu), &[x]);
     g.add_output("logits", logits);
     g.add_output("gathered", gather);
     g.add_output("o\"ut\\", mean);
@@ -328,6 +332,7 @@ fn op_table_covers_every_op_name() {
                 | UnaryOp::Ceil
                 | UnaryOp::Round
                 | UnaryOp::Softplus
+                | UnaryOp::Silu
                 | UnaryOp::Not,
             ) => 2,
             Op::Binary(
@@ -349,7 +354,7 @@ fn op_table_covers_every_op_name() {
                 | BinaryOp::Or,
             ) => 3,
             Op::Clip { .. } | Op::Cast { .. } | Op::Where | Op::Trilu { .. } | Op::MatMul | Op::Conv { .. } => 4,
-            Op::Softmax { .. } | Op::LayerNorm { .. } => 5,
+            Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. } => 5,
             Op::Reduce { kind: ReduceKind::Sum | ReduceKind::Mean | ReduceKind::Max, .. } => 6,
             Op::MaxPool { .. } | Op::AvgPool { .. } | Op::Reshape | Op::Transpose { .. } | Op::Slice { .. } => 7,
             Op::Broadcast | Op::Concat { .. } | Op::Gather { .. } => 8,
@@ -359,8 +364,8 @@ fn op_table_covers_every_op_name() {
             Op::ConvTranspose { .. } => 12,
         }
     }
-    // 31 variants of Op (arg_reduce has two names), 18 unary, 16 binary and 3 reduce kinds.
-    const NAMES: usize = 31 - 3 + 1 + 18 + 16 + 3;
+    // 32 variants of Op (arg_reduce has two names), 19 unary, 16 binary and 3 reduce kinds.
+    const NAMES: usize = 32 - 3 + 1 + 19 + 16 + 3;
 
     let g = every_op_graph();
     let mut names = BTreeSet::new();

@@ -96,6 +96,10 @@ fn scalar(kb: &mut Kb, op: &Op, args: &[&TensorType], out: DType, v: &[Value], i
                 UnaryOp::Ceil => math::ceil(b, x),
                 UnaryOp::Round => math::round_half_even(b, x),
                 UnaryOp::Softplus => math::softplus(b, x),
+                UnaryOp::Silu => {
+                    let s = math::sigmoid(b, x);
+                    b.ins().fmul(x, s)
+                }
                 UnaryOp::Not => b.ins().icmp_imm_s(IntCC::Equal, x, 0),
             }
         }

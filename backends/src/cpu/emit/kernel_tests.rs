@@ -288,3 +288,29 @@ fn conv_transpose_kernels() {
     };
     check(op, &[&x, &ramp(&[4, 1, 3, 2], 16)], &[]);
 }
+
+#[test]
+fn rms_norm_kernels() {
+    // Odd row lengths and row counts, scale of the normalised dims or broadcast, no scale.
+    for (shape, axis) in [(vec![1usize, 1], 1), (vec![3, 7], 1), (vec![2, 17], 1), (vec![5, 33], 1), (vec![2, 3, 7], 1)]
+    {
+        let x = ramp(&shape, 7 + shape.len() as u64);
+        let norm = shape[axis..].to_vec();
+        check(Op::RmsNorm { axis, epsilon: 1e-6 }, &[&x, &ramp(&norm, 3)], &[]);
+        check(Op::RmsNorm { axis, epsilon: 1e-5 }, &[&x], &[]);
+        let last = vec![*norm.last().unwrap()];
+        check(Op::RmsNorm { axis, epsilon: 0.25 }, &[&x], &[&ramp(&last, 5)]);
+    }
+    // A zero row stays zero.
+    let y = check(Op::RmsNorm { axis: 1, epsilon: 1e-6 }, &[&f32s(&[1, 7], &[0.0; 7])], &[]);
+    assert_eq!(y.to_vec::<f32>().unwrap(), vec![0.0; 7]);
+}
+
+#[test]
+fn silu_kernels() {
+    for shape in [vec![1usize], vec![7], vec![17, 3], vec![33]] {
+        check(Op::Unary(nanoc_ir::UnaryOp::Silu), &[&ramp(&shape, 11)], &[]);
+    }
+    let big = f32s(&[5], &[-100.0, -20.0, 0.0, 20.0, 100.0]);
+    check(Op::Unary(nanoc_ir::UnaryOp::Silu), &[&big], &[]);
+}

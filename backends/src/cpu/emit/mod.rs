@@ -29,6 +29,7 @@ pub fn emit(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(), String
         Op::Conv { window, group } => linalg::conv(kb, node, args, window, *group),
         Op::Softmax { axis } => norm::softmax(kb, node, *axis),
         Op::LayerNorm { axis, epsilon } => norm::layer_norm(kb, node, args, *axis, *epsilon),
+        Op::RmsNorm { axis, epsilon } => norm::rms_norm(kb, node, args, *axis, *epsilon),
         Op::Reduce { kind, axes, .. } => reduce::reduce(kb, node, args, *kind, axes),
         Op::MaxPool { window } => reduce::pool(kb, node, args, window, None),
         Op::AvgPool { window, count_include_pad } => reduce::pool(kb, node, args, window, Some(*count_include_pad)),

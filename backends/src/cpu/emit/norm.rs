@@ -1,5 +1,5 @@
-//! Softmax and layer normalisation: per-row passes over a contiguous axis
-//! range (max/sum, mean/variance), then a write pass.
+//! Softmax, layer and RMS normalisation: per-row passes over a contiguous
+//! axis range (max/sum, mean/variance, mean square), then a write pass.
 
 use super::require_f32;
 use crate::cpu::kernel::Kb;
@@ -134,5 +134,55 @@ pub(super) fn layer_norm(kb: &mut Kb, node: &Node, args: &[&TensorType], axis: u
         });
     });
     let _: &TensorType = &node.ty;
+    Ok(())
+}
+
+/// RMS normalisation over dims `axis..`: `x / sqrt(mean(x²) + eps)`, times
+/// the scale (broadcast to the normalised dims) when there is one.
+pub(super) fn rms_norm(kb: &mut Kb, node: &Node, args: &[&TensorType], axis: usize, eps: f32) -> Result<(), String> {
+    require_f32("rms_norm", args)?;
+    let d = &node.ty.shape.0;
+    let outer: usize = d[..axis].iter().product();
+    let norm = Shape(d[axis..].to_vec());
+    let n = norm.numel();
+    let scale_strides: Option<Vec<i64>> =
+        args.get(1).map(|p| p.shape.broadcast_strides(&norm).iter().map(|&s| s as i64).collect());
+    let nstrides: Vec<i64> = norm.strides().iter().map(|&s| s as i64).collect();
+    let ni = n as i64;
+    kb.for_n(outer, &mut |kb, r| {
+        let base = kb.b.ins().imul_imm_s(r, ni);
+        let (px, po) = (kb.arg(1), kb.arg(0));
+        let zero = kb.f32c(0.0);
+        let sum = kb.var(F32, zero);
+        kb.for_n(n, &mut |kb, j| {
+            let i = kb.b.ins().iadd(base, j);
+            let v = kb.load(DType::F32, px, i);
+            let sq = kb.b.ins().fmul(v, v);
+            let cur = kb.b.use_var(sum);
+            let s = kb.b.ins().fadd(cur, sq);
+            kb.b.def_var(sum, s);
+        });
+        let s = kb.b.use_var(sum);
+        let nc = kb.f32c(n as f32);
+        let ms = kb.b.ins().fdiv(s, nc);
+        let e = kb.f32c(eps);
+        let ms = kb.b.ins().fadd(ms, e);
+        let rms = kb.b.ins().sqrt(ms);
+        let one = kb.f32c(1.0);
+        let inv = kb.b.ins().fdiv(one, rms);
+        kb.nest(&norm.0, &mut |kb, nivs| {
+            let j = kb.index(0, nivs, &nstrides);
+            let i = kb.b.ins().iadd(base, j);
+            let x = kb.load(DType::F32, px, i);
+            let mut y = kb.b.ins().fmul(x, inv);
+            if let Some(ss) = &scale_strides {
+                let si = kb.index(0, nivs, ss);
+                let ps = kb.arg(2);
+                let sc = kb.load(DType::F32, ps, si);
+                y = kb.b.ins().fmul(y, sc);
+            }
+            kb.store(DType::F32, po, i, y);
+        });
+    });
     Ok(())
 }

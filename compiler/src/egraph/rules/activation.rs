@@ -1,9 +1,9 @@
 //! Activations: GELU from its erf and tanh decompositions, in the operand
 //! orders exporters write (commutativity, from the canonicalise stage,
 //! covers the mirrored orders; these rows cover the three ways to
-//! parenthesise `½ · x · (1 + f(x))`).
-//!
-//! SiLU/SwiGLU (`x · sigmoid(x)`) have no IR op yet, so there is no rule.
+//! parenthesise `½ · x · (1 + f(x))`), and SiLU from `x · sigmoid(x)`.
+//! SwiGLU (`silu(a) · b`) needs no op of its own: the epilogue stage and the
+//! elementwise fusion pass put the product into the kernel that makes `a`.
 
 use super::{Rule, rw};
 
@@ -36,6 +36,10 @@ pub fn rules() -> Vec<Rule> {
         rw("gelu-tanh-b-cube", "(mul (mul ?x ?half) (add (tanh (mul (add ?x (mul (mul (mul ?x ?x) ?x) ?c)) ?k)) ?one))", "(gelu_tanh ?x)", "c=0.044715 k=0.7978846 one=1 half=0.5", "x:f32[2,8]"),
         // law: as gelu-tanh-c with x³ written x · x · x
         rw("gelu-tanh-c-cube", "(mul ?x (mul (add (tanh (mul (add ?x (mul (mul (mul ?x ?x) ?x) ?c)) ?k)) ?one) ?half))", "(gelu_tanh ?x)", "c=0.044715 k=0.7978846 one=1 half=0.5", "x:f32[2,8]"),
+        // law: x · sigmoid(x) = silu(x)                      (torch.nn.SiLU / F.silu export, Llama MLP)
+        rw("silu-a", "(mul ?x (sigmoid ?x))", "(silu ?x)", "", "x:f32[3,17]"),
+        // law: sigmoid(x) · x = silu(x)
+        rw("silu-b", "(mul (sigmoid ?x) ?x)", "(silu ?x)", "", "x:f32[3,17]"),
     ]
 }
 

@@ -1,11 +1,20 @@
-//! Normalisation: LayerNorm and softmax from their decompositions.
+//! Normalisation: LayerNorm, RMSNorm and softmax from their decompositions.
 //!
 //! The patterns fix the shape of the decomposition; the Rust right-hand
 //! sides check what a pattern cannot say: the mean is over trailing axes
 //! with kept dims, both means reduce the same axes, the variance squares
 //! the same centred value, ε is a scalar, the softmax reductions use one
 //! axis. Scale and bias must broadcast to the normalised dims (the type
-//! check of `layer_norm`).
+//! check of `layer_norm` and `rms_norm`).
+//!
+//! RMSNorm is matched in two steps: the core `x / √(mean(x²) + ε)` in the
+//! forms exporters write (HF Llama's `x * rsqrt(...)`, exported as
+//! Reciprocal∘Sqrt; `x / sqrt(...)`; `x * (1 / sqrt(...))`; x² as `x · x`
+//! or `pow(x, 2)`, which canonicalise turns into `x · x`) becomes
+//! `rms_norm(x)`, and a weight multiplying an unscaled `rms_norm` joins it.
+//! Mixed-precision exports wrap the f32 core in Casts (`x.to(float32)` …
+//! `.to(input_dtype)`): the core fuses between them; identity casts of an
+//! f32 model are removed by canonicalise (`cast-noop`).
 
 use super::{Ex, Match, Rule, Term, rw_fn};
 use egg::Id;
@@ -21,6 +30,14 @@ pub fn rules() -> Vec<Rule> {
         rw_fn("layer-norm-scale", "(mul (div (sub ?x ?mean) (sqrt (add ?var ?eps))) ?scale)", layer_norm, "", |e| ln_example(e, true, false)),
         // law: (x − mean(x)) / √(mean((x − mean(x))²) + ε) = layer_norm(x, 1)
         rw_fn("layer-norm-plain", "(div (sub ?x ?mean) (sqrt (add ?var ?eps)))", layer_norm, "", |e| ln_example(e, false, false)),
+        // law: x / √(mean(x²) + ε) = rms_norm(x)                          (mean over dims axis..)
+        rw_fn("rms-norm-div", "(div ?x (sqrt (add ?ms ?eps)))", rms_norm, "", |e| rms_example(e, RmsForm::Div)),
+        // law: x · 1/√(mean(x²) + ε) = rms_norm(x)                        (HF Llama `x * torch.rsqrt(var + eps)`)
+        rw_fn("rms-norm-rsqrt", "(mul ?x (reciprocal (sqrt (add ?ms ?eps))))", rms_norm, "", |e| rms_example(e, RmsForm::Rsqrt)),
+        // law: x · (1 / √(mean(x²) + ε)) = rms_norm(x)
+        rw_fn("rms-norm-one-div", "(mul ?x (div ?one (sqrt (add ?ms ?eps))))", rms_norm, "one=1", |e| rms_example(e, RmsForm::OneDiv)),
+        // law: rms_norm(x) · γ = rms_norm(x, γ)                           (γ broadcasts to the normalised dims)
+        rw_fn("rms-norm-scale", "(mul (rms_norm ?x) ?w)", rms_norm_scale, "", rms_scale_example),
         // law: exp(x − max(x)) / Σ exp(x − max(x)) = softmax(x)   (max and sum over one axis, dims kept)
         rw_fn("softmax", "(div (exp (sub ?x ?max)) ?sum)", softmax, "", softmax_example),
     ]
@@ -93,6 +110,51 @@ fn layer_norm(m: &Match<'_>) -> Vec<Term> {
     out
 }
 
+/// `rms_norm(x)` when `?ms` is the mean of `x · x` (or `x²`) over x's
+/// trailing dims with kept dims and `?eps` a scalar.
+fn rms_norm(m: &Match<'_>) -> Vec<Term> {
+    let (Some(x), Some(ms), Some(eps)) = (m.var("?x"), m.var("?ms"), m.var("?eps")) else { return Vec::new() };
+    let Some(epsilon) = m.data(eps).scalar() else { return Vec::new() };
+    let xt = &m.data(x).ty;
+    if !xt.dtype.is_float() {
+        return Vec::new();
+    }
+    let rank = xt.shape.rank();
+    let mut out = Vec::new();
+    for (op, kids) in m.ops(ms, "reduce_mean") {
+        let Op::Reduce { axes, keep_dims: true, .. } = op else { continue };
+        let Some(&axis) = axes.first() else { continue };
+        if *axes != (axis..rank).collect::<Vec<_>>() {
+            continue;
+        }
+        let sq = kids[0];
+        let squares_x = m.ops(sq, "mul").iter().any(|(_, k)| k[0] == x && k[1] == x)
+            || m.ops(sq, "pow").iter().any(|(_, k)| k[0] == x && m.data(k[1]).is_splat(2.0));
+        if squares_x {
+            out.push(Term::node(Op::RmsNorm { axis, epsilon: epsilon as f32 }, vec![Term::Class(x)]));
+        }
+    }
+    out
+}
+
+/// `rms_norm(x, w)` from `rms_norm(x) · w` (the type check rejects a `w`
+/// that does not broadcast to the normalised dims).
+fn rms_norm_scale(m: &Match<'_>) -> Vec<Term> {
+    let (Some(x), Some(w)) = (m.var("?x"), m.var("?w")) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (mul_op, mul_kids) in m.ops(m.eclass, "mul") {
+        if *mul_op != Op::Binary(BinaryOp::Mul) || mul_kids[1] != w {
+            continue;
+        }
+        for (op, kids) in m.ops(mul_kids[0], "rms_norm") {
+            if kids.len() == 1 && kids[0] == x {
+                out.push(Term::node(op.clone(), vec![Term::Class(x), Term::Class(w)]));
+            }
+        }
+    }
+    out
+}
+
 /// `t` (f32) as `dtype` (only f32 is supported here).
 fn cast_like(t: Tensor, dtype: nanoc_ir::DType) -> nanoc_ir::Result<Tensor> {
     if dtype == nanoc_ir::DType::F32 {
@@ -145,6 +207,47 @@ fn ln_example(e: &mut Ex, scale: bool, bias: bool) -> NodeId {
         y = e.op(bin(BinaryOp::Add), &[y, b]);
     }
     y
+}
+
+/// How an example writes `1 / √(mean(x²) + ε)`.
+#[derive(Clone, Copy)]
+enum RmsForm {
+    /// `x / sqrt(..)`.
+    Div,
+    /// `x * reciprocal(sqrt(..))`.
+    Rsqrt,
+    /// `x * (1 / sqrt(..))`.
+    OneDiv,
+}
+
+/// A decomposed RMSNorm over the last two dims of f32[3,5,7] (odd sizes).
+fn rms_example(e: &mut Ex, form: RmsForm) -> NodeId {
+    let x = e.input("f32[3,5,7]");
+    let sq = e.op(bin(BinaryOp::Mul), &[x, x]);
+    let ms = e.op(reduce(ReduceKind::Mean, &[1, 2]), &[sq]);
+    let eps = e.splat("f32[]", 1e-6);
+    let v = e.op(bin(BinaryOp::Add), &[ms, eps]);
+    let r = e.op(Op::Unary(UnaryOp::Sqrt), &[v]);
+    match form {
+        RmsForm::Div => e.op(bin(BinaryOp::Div), &[x, r]),
+        RmsForm::Rsqrt => {
+            let inv = e.op(Op::Unary(UnaryOp::Reciprocal), &[r]);
+            e.op(bin(BinaryOp::Mul), &[x, inv])
+        }
+        RmsForm::OneDiv => {
+            let one = e.splat("f32[]", 1.0);
+            let inv = e.op(bin(BinaryOp::Div), &[one, r]);
+            e.op(bin(BinaryOp::Mul), &[x, inv])
+        }
+    }
+}
+
+/// An unscaled `rms_norm` times a weight of its normalised dims.
+fn rms_scale_example(e: &mut Ex) -> NodeId {
+    let x = e.input("f32[3,5,7]");
+    let n = e.op(Op::RmsNorm { axis: 1, epsilon: 1e-6 }, &[x]);
+    let w = e.input("f32[5,7]");
+    e.op(bin(BinaryOp::Mul), &[n, w])
 }
 
 /// A decomposed softmax over the last dim of f32[2,3,8].

@@ -1,8 +1,9 @@
 //! Contrib ops of onnxruntime (domain `com.microsoft`) that LLM and
-//! transformer exports contain, imported by decomposition into IR ops.
+//! transformer exports contain, imported by decomposition into IR ops
+//! (the RMS normalisations into `rms_norm`).
 
 use super::{Ctx, ImportFn, Res};
-use nanoc_ir::{BinaryOp, DType, NodeId, Op, ReduceKind, Tensor, TensorType, UnaryOp};
+use nanoc_ir::{BinaryOp, DType, NodeId, Op, Tensor, TensorType, UnaryOp};
 
 /// The contrib ops' domain.
 pub(super) const DOMAIN: &str = "com.microsoft";
@@ -51,17 +52,10 @@ fn quick_gelu(c: &mut Ctx<'_, '_>) -> Res<()> {
     Ok(())
 }
 
-/// RMS normalisation over dims `axis..`: `x / sqrt(mean(x^2) + eps) * scale`.
-fn rms(c: &mut Ctx<'_, '_>, x: NodeId, scale: NodeId, axis: usize, eps: f32) -> Res<NodeId> {
-    let tx: TensorType = c.ty(x);
-    let sq = c.add(Some("square"), Op::Binary(BinaryOp::Mul), &[x, x])?;
-    let axes: Vec<usize> = (axis..tx.shape.rank()).collect();
-    let ms = c.add(Some("mean_square"), Op::Reduce { kind: ReduceKind::Mean, axes, keep_dims: true }, &[sq])?;
-    let e = c.scalar("epsilon", tx.dtype, eps as f64)?;
-    let v = c.add(Some("plus_eps"), Op::Binary(BinaryOp::Add), &[ms, e])?;
-    let r = c.add(Some("rms"), Op::Unary(UnaryOp::Sqrt), &[v])?;
-    let n = c.add(Some("normalized"), Op::Binary(BinaryOp::Div), &[x, r])?;
-    c.add(None, Op::Binary(BinaryOp::Mul), &[n, scale])
+/// RMS normalisation over dims `axis..`: `x / sqrt(mean(x^2) + eps) * scale`,
+/// one `rms_norm` node.
+pub(super) fn rms(c: &mut Ctx<'_, '_>, x: NodeId, scale: NodeId, axis: usize, eps: f32) -> Res<NodeId> {
+    c.add(None, Op::RmsNorm { axis, epsilon: eps }, &[x, scale])
 }
 
 fn no_stats_outputs(c: &Ctx<'_, '_>, outputs: &[(usize, &str)]) -> Res<()> {

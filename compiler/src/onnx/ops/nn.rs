@@ -464,20 +464,15 @@ fn group_norm(c: &mut Ctx<'_, '_>) -> Res<()> {
     Ok(())
 }
 
-/// RMSNormalization (opset 23): `x / sqrt(mean(x^2 over axis..) + eps) * scale`.
+/// RMSNormalization (opset 23): `x / sqrt(mean(x^2 over axis..) + eps) * scale`,
+/// one `rms_norm` node (`stash_type` is moot: the reference computes in f64,
+/// the CPU kernel in f32).
 fn rms_norm(c: &mut Ctx<'_, '_>) -> Res<()> {
     let (x, tx) = c.input_typed(0)?;
     let scale = c.input(1)?;
     let axis = c.axis(c.attr_int_or("axis", -1)?, tx.shape.rank(), "axis")?;
     let eps = c.attr_float_or("epsilon", 1e-5)?;
-    let sq = c.add(Some("square"), Op::Binary(BinaryOp::Mul), &[x, x])?;
-    let axes: Vec<usize> = (axis..tx.shape.rank()).collect();
-    let ms = c.add(Some("mean_square"), Op::Reduce { kind: ReduceKind::Mean, axes, keep_dims: true }, &[sq])?;
-    let e = c.scalar("epsilon", tx.dtype, eps as f64)?;
-    let v = c.add(Some("plus_eps"), Op::Binary(BinaryOp::Add), &[ms, e])?;
-    let r = c.add(Some("rms"), Op::Unary(nanoc_ir::UnaryOp::Sqrt), &[v])?;
-    let n = c.add(Some("normalized"), Op::Binary(BinaryOp::Div), &[x, r])?;
-    let y = c.add(None, Op::Binary(BinaryOp::Mul), &[n, scale])?;
+    let y = super::contrib::rms(c, x, scale, axis, eps)?;
     c.set_output(0, y);
     Ok(())
 }
