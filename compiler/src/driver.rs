@@ -66,6 +66,21 @@ pub fn resolve_target(name: &str) -> Result<Target> {
     Ok(Target::find(&name)?)
 }
 
+/// Checks that code can be generated for `t`: only CPU targets have a
+/// backend; an NPU target gets an error saying so (the NPU backend is
+/// issue #6), while `--emit ir|egraph` work for every target.
+pub fn require_cpu_backend(t: &Target) -> Result<()> {
+    if t.kind == nanoc_targets::TargetKind::Cpu {
+        return Ok(());
+    }
+    bail!(
+        "target `{}` is an NPU and the NPU backend does not exist yet (issue #6): only --emit ir and --emit egraph \
+         work for it (they show the graph extracted with its cost model); compile for its host `{}` to run the model",
+        t.name,
+        t.npu().map_or("cpu", |n| n.host.as_str())
+    )
+}
+
 /// The runtime's element type for an IR dtype.
 pub fn elem_type(dt: DType) -> ElemType {
     match dt {

@@ -157,9 +157,12 @@ fn run(cli: Cli) -> Result<()> {
             if prefix.is_some() && emit != Emit::Obj {
                 bail!("--prefix only applies to --emit obj");
             }
+            let t = driver::resolve_target(&target)?;
+            if matches!(emit, Emit::Bundle | Emit::Clif | Emit::Obj) {
+                driver::require_cpu_backend(&t)?;
+            }
             let opts = ImportOptions { dims: parse_dims(&dims)?, ..Default::default() };
             let g = import(&model, &opts, &pr)?;
-            let t = driver::resolve_target(&target)?;
             let (g, report) = optimize(g, &t, &opt, &pr)?;
             match emit {
                 Emit::Ir | Emit::Egraph => {
@@ -229,10 +232,11 @@ fn run(cli: Cli) -> Result<()> {
             let outs = if driver::is_bundle(&model) {
                 driver::run_bundle(&model, &inputs)?
             } else {
+                let t = driver::resolve_target(&target)?;
+                driver::require_cpu_backend(&t)?;
                 let mut opts = ImportOptions { dims: parse_dims(&dims)?, ..Default::default() };
                 opts.input_shapes = inputs.iter().map(|(n, t)| (n.clone(), t.shape().0.clone())).collect();
                 let g = import(&model, &opts, &pr)?;
-                let t = driver::resolve_target(&target)?;
                 let (g, _) = optimize(g, &t, &opt, &pr)?;
                 let outs = driver::run_jit(&g, &t, &inputs)?;
                 pr.say("ran with the JIT");
@@ -259,8 +263,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Targets => {
             for t in nanoc_targets::list()? {
-                let arch = t.cpu().map(|c| c.arch.as_str()).unwrap_or("-");
-                println!("{:<16} {:<5} {:<8} {}", t.name, format!("{:?}", t.kind).to_lowercase(), arch, t.description);
+                let detail = match (t.cpu(), t.npu()) {
+                    (Some(c), _) => c.arch.clone(),
+                    (_, Some(n)) => format!("{} MAC/cycle", n.int8_mode().map_or(0, |m| m.macs_per_cycle)),
+                    _ => "-".into(),
+                };
+                println!("{:<16} {:<5} {:<14} {}", t.name, t.kind.name(), detail, t.description);
             }
         }
     }
@@ -360,12 +368,15 @@ fn inspect_graph(g: &Graph) {
 }
 
 /// `inspect --support`: one row per op type of an ONNX model, one column
-/// per target descriptor. Every CPU target lowers every op the importer
-/// accepts (f32; other dtypes are checked when compiling).
+/// per CPU target descriptor. Every CPU target lowers every op the importer
+/// accepts (f32; other dtypes are checked when compiling). NPU targets are
+/// left out: where each node runs on them is decided per IR node by the NPU
+/// backend (issue #6).
 fn inspect_support(path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let uses = nanoc::onnx::op_support(&bytes, &path.display().to_string())?;
-    let targets = nanoc_targets::list()?;
+    let mut targets = nanoc_targets::list()?;
+    targets.retain(|t| t.kind == nanoc_targets::TargetKind::Cpu);
     let mut header = format!("{:<40} {:>6}", "op type", "nodes");
     for t in &targets {
         header.push_str(&format!(" {:>14}", t.name));

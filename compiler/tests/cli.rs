@@ -142,6 +142,22 @@ fn targets_lists_descriptors() {
     assert!(o.status.success());
     let s = text(&o.stdout);
     assert!(s.contains("cpu-x86_64") && s.contains("cpu-aarch64"), "{s}");
+    assert!(s.lines().any(|l| l.starts_with("npu-x") && l.contains(" npu ") && l.contains("256 MAC/cycle")), "{s}");
+    assert!(s.contains("ethos-u55-128") && s.contains("ethos-u85-256"), "{s}");
+}
+
+#[test]
+fn npu_targets_have_no_backend_yet() {
+    for args in [
+        &["compile", "tests/fixtures/mlp/model.onnx", "--target", "npu-x"][..],
+        &["compile", "tests/fixtures/mlp/model.onnx", "--target", "ethos-u55-256", "--emit", "obj"],
+        &["run", "tests/fixtures/mlp/model.onnx", "--target", "npu-x"],
+    ] {
+        let o = nanoc(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = text(&o.stderr);
+        assert!(e.contains("is an NPU and the NPU backend does not exist yet (issue #6)"), "{args:?}: {e}");
+    }
 }
 
 #[test]

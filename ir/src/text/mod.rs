@@ -102,6 +102,12 @@ mod tests;
 pub use parse::parse;
 pub use print::{external_weights, print};
 
+/// The name of every op written `name{attrs}(args)` (all ops but `input`
+/// and `const`), as [`Op::name`](crate::Op::name) gives them.
+pub fn op_names() -> impl Iterator<Item = &'static str> {
+    parse::OPS.iter().map(|d| d.name)
+}
+
 /// Constants with at most this many elements are printed inline; larger ones
 /// are printed `@external`.
 pub const INLINE_MAX: usize = 16;
