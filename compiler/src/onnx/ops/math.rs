@@ -12,7 +12,7 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
     ("Pow", |c| binary(c, BinaryOp::Pow)),
     ("Sqrt", |c| unary(c, UnaryOp::Sqrt)),
     ("Reciprocal", |c| unary(c, UnaryOp::Reciprocal)),
-    ("Neg", |c| unary(c, UnaryOp::Neg)),
+    ("Neg", neg),
     ("Exp", |c| unary(c, UnaryOp::Exp)),
     ("Log", |c| unary(c, UnaryOp::Log)),
     ("Erf", |c| unary(c, UnaryOp::Erf)),
@@ -56,6 +56,9 @@ pub(super) const OPS: &[(&str, ImportFn)] = &[
 pub(super) fn binary(c: &mut Ctx<'_, '_>, op: BinaryOp) -> Res<()> {
     let (a, ta) = c.input_typed(0)?;
     let (mut b, tb) = c.input_typed(1)?;
+    if op == BinaryOp::Pow && !ta.dtype.is_float() {
+        return Err(c.unsupported(format!("Pow of {} (nanoc raises floats only)", ta.dtype)));
+    }
     if ta.dtype != tb.dtype {
         if op == BinaryOp::Pow && ta.dtype.is_float() {
             b = c.add(Some("cast_exponent"), Op::Cast { to: ta.dtype }, &[b])?;
@@ -78,6 +81,18 @@ fn unary(c: &mut Ctx<'_, '_>, op: UnaryOp) -> Res<()> {
     Ok(())
 }
 
+/// Neg; on integers (shape arithmetic in function expansions) `0 - x`.
+fn neg(c: &mut Ctx<'_, '_>) -> Res<()> {
+    let (x, tx) = c.input_typed(0)?;
+    if !tx.dtype.is_int() {
+        return unary(c, UnaryOp::Neg);
+    }
+    let zero = c.scalar("zero", tx.dtype, 0.0)?;
+    let y = c.add(None, Op::Binary(BinaryOp::Sub), &[zero, x])?;
+    c.set_output(0, y);
+    Ok(())
+}
+
 fn gelu(c: &mut Ctx<'_, '_>) -> Res<()> {
     let op = match c.attr_string("approximate")?.as_deref() {
         None | Some("none") => UnaryOp::Gelu,
@@ -89,37 +104,65 @@ fn gelu(c: &mut Ctx<'_, '_>) -> Res<()> {
     unary(c, op)
 }
 
-/// Clip: bounds from the optional constant inputs 1 and 2 (or the `min` /
-/// `max` attributes of opsets before 11); an absent bound is ±infinity.
+/// Clip: bounds from the optional inputs 1 and 2 (or the `min` / `max`
+/// attributes of opsets before 11); an absent bound is ±infinity. Constant
+/// float bounds give one `clip` node; integer or run-time bounds give
+/// `max(x, min)` then `min(·, max)`.
 fn clip(c: &mut Ctx<'_, '_>) -> Res<()> {
-    let x = c.input(0)?;
-    let min = match c.attr_float("min")? {
-        Some(v) => Some(v as f64),
-        None => c.opt_const_scalar(1)?,
-    };
-    let max = match c.attr_float("max")? {
-        Some(v) => Some(v as f64),
-        None => c.opt_const_scalar(2)?,
-    };
-    let dt = c.ty(x).dtype;
-    if dt.is_int() {
-        // Integer clip: max/min against constants of the input's type.
-        let mut y = x;
-        if let Some(lo) = min {
-            let k = c.scalar("min", dt, lo)?;
-            y = c.add(Some("at_least_min"), Op::Binary(BinaryOp::Max), &[y, k])?;
-        }
-        if let Some(hi) = max {
-            let k = c.scalar("max", dt, hi)?;
-            y = c.add(None, Op::Binary(BinaryOp::Min), &[y, k])?;
-        }
+    let (x, tx) = c.input_typed(0)?;
+    let dt = tx.dtype;
+    let mut bounds = Vec::new();
+    for (i, attr) in [(1, "min"), (2, "max")] {
+        let bound = match c.attr_float(attr)? {
+            Some(v) => Some(Bound::Const(v as f64)),
+            None => match c.opt_input(i)? {
+                None => None,
+                Some(id) if c.is_const(id) => c.opt_const_scalar(i)?.map(Bound::Const),
+                Some(id) => {
+                    let t = c.ty(id);
+                    if t.dtype != dt || t.shape.numel() != 1 {
+                        return Err(c.err(format!("input {i} (`{attr}`) must be one {dt} value, got {t}")));
+                    }
+                    Some(Bound::Runtime(id))
+                }
+            },
+        };
+        bounds.push(bound);
+    }
+    let (min, max) = (bounds[0], bounds[1]);
+    let all_const = bounds.iter().all(|b| !matches!(b, Some(Bound::Runtime(_))));
+    if dt.is_float() && all_const {
+        let value = |b: Option<Bound>, none: f32| match b {
+            Some(Bound::Const(v)) => v as f32,
+            _ => none,
+        };
+        let y = c.add(None, Op::Clip { min: value(min, f32::NEG_INFINITY), max: value(max, f32::INFINITY) }, &[x])?;
         c.set_output(0, y);
         return Ok(());
     }
-    let (min, max) = (min.map_or(f32::NEG_INFINITY, |v| v as f32), max.map_or(f32::INFINITY, |v| v as f32));
-    let y = c.add(None, Op::Clip { min, max }, &[x])?;
+    let mut steps = Vec::new();
+    for (bound, op, name) in [(min, BinaryOp::Max, "min"), (max, BinaryOp::Min, "max")] {
+        match bound {
+            None => {}
+            Some(Bound::Const(v)) => steps.push((op, c.scalar(name, dt, v)?)),
+            Some(Bound::Runtime(id)) => steps.push((op, id)),
+        }
+    }
+    let mut y = x;
+    for (i, &(op, k)) in steps.iter().enumerate() {
+        // The last step carries the node's own name.
+        let suffix = (i + 1 < steps.len()).then_some("at_least_min");
+        y = c.add(suffix, Op::Binary(op), &[y, k])?;
+    }
     c.set_output(0, y);
     Ok(())
+}
+
+/// A Clip bound: known at import, or a value computed at run time.
+#[derive(Clone, Copy)]
+enum Bound {
+    Const(f64),
+    Runtime(nanoc_ir::NodeId),
 }
 
 /// Min/Max over one or more inputs, folded pairwise (with broadcasting).

@@ -250,6 +250,11 @@ impl<'a, 'b> Ctx<'a, 'b> {
         self.opt_input(i)?.ok_or_else(|| self.err(format!("input {i} is missing")))
     }
 
+    /// True if `id` is a constant (known at import).
+    pub fn is_const(&self, id: NodeId) -> bool {
+        self.imp.const_of(id).is_some()
+    }
+
     /// The type of a node.
     pub fn ty(&self, id: NodeId) -> TensorType {
         self.imp.g.node(id).ty.clone()

@@ -2,7 +2,7 @@
 
 use super::super::tensor::tensor_from_f64;
 use super::{Ctx, ImportFn, Res};
-use nanoc_ir::{BinaryOp, Op, ReduceKind, Window};
+use nanoc_ir::{BinaryOp, NodeId, Op, ReduceKind, TensorType, Window};
 
 /// The nn family's registration table.
 pub(super) const OPS: &[(&str, ImportFn)] = &[
@@ -219,6 +219,9 @@ fn pool_kernel(c: &Ctx<'_, '_>) -> Res<Vec<usize>> {
 
 fn max_pool(c: &mut Ctx<'_, '_>) -> Res<()> {
     let (x, tx) = c.input_typed(0)?;
+    if !tx.dtype.is_float() {
+        return Err(c.unsupported(format!("MaxPool of {} (nanoc pools floats only)", tx.dtype)));
+    }
     let sp = spatial(c, &tx)?;
     if c.attr_int_or("storage_order", 0)? != 0 {
         return Err(c.unsupported("attribute `storage_order` must be 0"));
@@ -262,6 +265,38 @@ fn global_avg_pool(c: &mut Ctx<'_, '_>) -> Res<()> {
     Ok(())
 }
 
+/// Batch norm whose statistics or affine parameters are computed at run
+/// time: `(x - mean) * (gamma / sqrt(var + eps)) + beta`, each per-channel
+/// vector reshaped to `channel_shape` (`[C, 1, ...]`) to broadcast over x.
+fn batch_norm_runtime(
+    c: &mut Ctx<'_, '_>,
+    x: NodeId,
+    params: &[NodeId],
+    eps: f64,
+    channel_shape: Vec<usize>,
+) -> Res<()> {
+    let dt = c.ty(x).dtype;
+    let ch = channel_shape.first().copied().unwrap_or(0);
+    let mut per_channel = Vec::new();
+    for (&id, what) in params.iter().zip(["scale", "B", "input_mean", "input_var"]) {
+        let t = c.ty(id);
+        if t.dtype != dt || t.shape.dims() != [ch] {
+            return Err(c.err(format!("{what} must be {dt}[{ch}] (one value per channel), got {t}")));
+        }
+        per_channel.push(c.add_typed(Some(what), Op::Reshape, &[id], TensorType::new(dt, channel_shape.clone()))?);
+    }
+    let [g, b, m, v] = per_channel[..] else { return Err(c.err("needs 5 inputs")) };
+    let e = c.scalar("epsilon", dt, eps)?;
+    let ve = c.add(Some("var_eps"), Op::Binary(BinaryOp::Add), &[v, e])?;
+    let sd = c.add(Some("std"), Op::Unary(nanoc_ir::UnaryOp::Sqrt), &[ve])?;
+    let scale = c.add(Some("scale_per_channel"), Op::Binary(BinaryOp::Div), &[g, sd])?;
+    let centred = c.add(Some("centred"), Op::Binary(BinaryOp::Sub), &[x, m])?;
+    let scaled = c.add(Some("mul"), Op::Binary(BinaryOp::Mul), &[centred, scale])?;
+    let y = c.add(None, Op::Binary(BinaryOp::Add), &[scaled, b])?;
+    c.set_output(0, y);
+    Ok(())
+}
+
 /// Inference batch norm → `x * scale + shift` with per-channel constants
 /// `scale = gamma / sqrt(var + eps)` and `shift = beta - mean * scale`.
 fn batch_norm(c: &mut Ctx<'_, '_>) -> Res<()> {
@@ -275,6 +310,12 @@ fn batch_norm(c: &mut Ctx<'_, '_>) -> Res<()> {
         return Err(c.err(format!("input must be N x C x ..., got {tx}")));
     }
     let ch = tx.shape.dims()[1];
+    let mut shape = vec![ch];
+    shape.extend(std::iter::repeat_n(1, r - 2));
+    let ids = (1..5).map(|i| c.input(i)).collect::<Res<Vec<_>>>()?;
+    if !ids.iter().all(|&id| c.is_const(id)) {
+        return batch_norm_runtime(c, x, &ids, eps, shape);
+    }
     let mut params = Vec::new();
     for (i, what) in [(1, "scale"), (2, "B"), (3, "input_mean"), (4, "input_var")] {
         let v = c.require_const(i)?.to_f64_vec();
@@ -286,8 +327,6 @@ fn batch_norm(c: &mut Ctx<'_, '_>) -> Res<()> {
     let (g, b, m, v) = (&params[0], &params[1], &params[2], &params[3]);
     let scale: Vec<f64> = (0..ch).map(|i| g[i] / (v[i] + eps).sqrt()).collect();
     let shift: Vec<f64> = (0..ch).map(|i| b[i] - m[i] * scale[i]).collect();
-    let mut shape = vec![ch];
-    shape.extend(std::iter::repeat_n(1, r - 2));
     let st = tensor_from_f64(tx.dtype, shape.clone(), &scale).map_err(|m| c.err(m))?;
     let sh = tensor_from_f64(tx.dtype, shape, &shift).map_err(|m| c.err(m))?;
     let st = c.add_const(Some("scale"), st);

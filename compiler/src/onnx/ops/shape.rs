@@ -525,9 +525,32 @@ fn dropout(c: &mut Ctx<'_, '_>) -> Res<()> {
     Ok(())
 }
 
+/// Trilu with a constant `k` → the `trilu` op; with `k` computed at run
+/// time → `where(col - row >= k (upper) or <= k (lower), x, 0)` over a
+/// constant i64 `[rows, cols]` diagonal-offset table.
 fn trilu(c: &mut Ctx<'_, '_>) -> Res<()> {
-    let x = c.input(0)?;
+    let (x, tx) = c.input_typed(0)?;
     let upper = c.attr_bool_or("upper", true)?;
+    if let Some(k) = c.opt_input(1)?.filter(|&k| !c.is_const(k)) {
+        let tk = c.ty(k);
+        if tk.dtype != DType::I64 || tk.shape.numel() != 1 {
+            return Err(c.err(format!("k must be one i64 value, got {tk}")));
+        }
+        let dims = tx.shape.dims();
+        let [.., rows, cols] = dims[..] else {
+            return Err(c.err(format!("input must have rank >= 2, got {tx}")));
+        };
+        let offsets: Vec<i64> = (0..rows).flat_map(|r| (0..cols).map(move |col| col as i64 - r as i64)).collect();
+        let offsets = Tensor::from_vec(vec![rows, cols], offsets).map_err(|e| c.err(e.to_string()))?;
+        let offsets = c.add_const(Some("diagonal_offsets"), offsets);
+        let k = c.add_typed(Some("k"), Op::Reshape, &[k], TensorType::new(DType::I64, Vec::new()))?;
+        let cmp = if upper { BinaryOp::GreaterEqual } else { BinaryOp::LessEqual };
+        let keep = c.add(Some("keep"), Op::Binary(cmp), &[offsets, k])?;
+        let zero = c.scalar("zero", tx.dtype, 0.0)?;
+        let y = c.add(None, Op::Where, &[keep, x, zero])?;
+        c.set_output(0, y);
+        return Ok(());
+    }
     let k = match c.opt_const_i64s(1)? {
         None => 0,
         Some(v) => match v.as_slice() {
