@@ -158,6 +158,18 @@ fn npu_targets_have_no_backend_yet() {
         let e = text(&o.stderr);
         assert!(e.contains("is an NPU and the NPU backend does not exist yet (issue #6)"), "{args:?}: {e}");
     }
+    // The optimiser works for it: the attention scale divisions become
+    // multiplies (the NPU has no division), which the CPU keeps.
+    let ir = |t: &str| {
+        let gpt2 = "tests/fixtures/gpt2/model.onnx";
+        let o =
+            nanoc(&["compile", "-q", gpt2, "--dim", "batch=1", "--dim", "seq=16", "--target", t, "--emit", "egraph"]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let (cpu, npu) = (ir("cpu-x86_64"), ir("npu-x"));
+    assert!(npu.starts_with("e-graph optimiser, target npu-x") && npu.contains("graph \"gpt2_tiny\""), "{npu}");
+    assert!(cpu.contains("= div(") && !npu.contains("= div("), "{npu}");
 }
 
 #[test]

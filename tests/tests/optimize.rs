@@ -456,3 +456,64 @@ fn bench_phase_times_by_depth() {
         );
     }
 }
+
+/// The same decoder extracts differently for a CPU and for `npu-x`: the CPU
+/// fuses each decomposed LayerNorm into one `layer_norm` kernel; `npu-x`
+/// has no native LayerNorm (it would run on the host with a handoff each
+/// time), so it keeps the decomposition as NPU reductions and elementwise
+/// ops, and turns every division (not native) into a multiply by a
+/// reciprocal lookup table. GELU and softmax are native on both, so both
+/// fuse them. Each extraction is the cheaper of the two under its own
+/// target's cost model, and both compute what the input graph does.
+#[test]
+fn cpu_and_npu_extract_differently() {
+    let g = Stack::decoder(2, 8, 64, 4);
+    let cpu = nanoc_targets::Target::find("cpu-x86_64").unwrap();
+    let npu = nanoc_targets::Target::find("npu-x").unwrap();
+    let (on_cpu, rc) = egraph::optimize(&g, &cpu, &OptOptions::default()).unwrap();
+    let (on_npu, rn) = egraph::optimize(&g, &npu, &OptOptions::default()).unwrap();
+    println!("---- extracted for cpu-x86_64\n{}\n{}", rc.render(false), text::print(&on_cpu));
+    println!("---- extracted for npu-x\n{}\n{}", rn.render(false), text::print(&on_npu));
+    let ops = |r: &egraph::OptReport, op: &str| r.after.ops.get(op).copied().unwrap_or(0);
+    // CPU: LayerNorm, GELU and softmax fused; divisions stay divisions.
+    assert_eq!((ops(&rc, "layer_norm"), ops(&rc, "gelu"), ops(&rc, "softmax")), (5, 2, 2), "{:?}", rc.after.ops);
+    assert_eq!((ops(&rc, "reduce_mean"), ops(&rc, "reciprocal")), (0, 0), "{:?}", rc.after.ops);
+    // npu-x: GELU and softmax fused, LayerNorm decomposed (two means each),
+    // no division left: one reciprocal per LayerNorm.
+    assert_eq!((ops(&rn, "layer_norm"), ops(&rn, "gelu"), ops(&rn, "softmax")), (0, 2, 2), "{:?}", rn.after.ops);
+    assert_eq!((ops(&rn, "reduce_mean"), ops(&rn, "div"), ops(&rn, "reciprocal")), (10, 0, 5), "{:?}", rn.after.ops);
+    // Every op of the NPU graph runs on the NPU.
+    let npu_model = cost::CostModel::for_target(&npu).unwrap();
+    for id in on_npu.node_ids() {
+        let n = on_npu.node(id);
+        if matches!(n.op, Op::Input | Op::Const(_)) {
+            continue;
+        }
+        let args = on_npu.args(id);
+        let tys: Vec<&TensorType> = args.iter().map(|&a| &on_npu.node(a).ty).collect();
+        let consts: Vec<bool> = args.iter().map(|&a| matches!(on_npu.node(a).op, Op::Const(_))).collect();
+        assert!(
+            npu_model.runs_natively(&n.op, &tys, &consts, &n.ty),
+            "{} ({}) falls back to the CPU",
+            n.name,
+            n.op.name()
+        );
+    }
+    // Each graph is the cheaper one under its own model.
+    let cpu_model = cost::CostModel::for_target(&cpu).unwrap();
+    let (c_c, c_n) = (cpu_model.graph_ns(&on_cpu), cpu_model.graph_ns(&on_npu));
+    let (n_c, n_n) = (npu_model.graph_ns(&on_cpu), npu_model.graph_ns(&on_npu));
+    println!(
+        "cpu model: cpu graph {c_c:.0} ns, npu graph {c_n:.0} ns; npu model: cpu graph {n_c:.0} ns, npu graph {n_n:.0} ns"
+    );
+    assert!(c_c < c_n && n_n < n_c, "cpu model {c_c} vs {c_n}, npu model {n_c} vs {n_n}");
+    let x = embeddings(&g);
+    let want = run_interp(&g, std::slice::from_ref(&x)).unwrap();
+    for (what, opt) in [("cpu", &on_cpu), ("npu-x", &on_npu)] {
+        let got = run_interp(opt, std::slice::from_ref(&x)).unwrap();
+        compare_all(&format!("decoder extracted for {what} (interp)"), &got, &want, RTOL, ATOL).unwrap();
+    }
+    let one = Stack::decoder(1, 4, 16, 2);
+    let (small, _) = egraph::optimize(&one, &npu, &OptOptions::default()).unwrap();
+    insta::assert_snapshot!("decoder1_npu_x", text::print(&small));
+}

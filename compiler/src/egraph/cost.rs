@@ -1,7 +1,7 @@
 //! Extraction: a roofline cost per op from the target descriptor, and a
 //! greedy extractor that picks the cheapest e-node of every e-class.
 //!
-//! **Cost of one op** (on a CPU target):
+//! **Cost of one op on a CPU target**:
 //! `max(flops / peak, bytes / bandwidth) + launch overhead`, where peak =
 //! clock × f32 lanes of the widest vector × 2 (FMA) × 2 (issue ports),
 //! bandwidth = one vector load per cycle
@@ -11,6 +11,26 @@
 //! beats its decomposition on every target with a launch overhead or finite
 //! bandwidth. An op the target cannot run natively (the CPU backend's float
 //! kernels are f32 only) costs infinity unless it was in the input graph.
+//!
+//! **Cost of one op on an NPU target** (`[npu]`, `docs/targets.md`). An op
+//! listed in `npu.ops` whose tensors and attributes meet its constraints
+//! (rank, extents, kernel/stride/dilation, constant weights; no i64 or bool
+//! data) runs natively:
+//! `passes × max(compute, memory) + op_overhead_cycles`, in core cycles, where
+//! compute is MACs / MACs-per-cycle for contractions (the 8-bit mode; the
+//! reduced and output extents rounded up to the MAC array's
+//! `input_channels` × `output_channels`, which is the utilisation loss of a
+//! narrow layer) and elements / `elementwise_per_cycle` for everything else
+//! (lookup tables included; reshape is a free view); memory is activation
+//! bytes at the SRAM's rate (the arena lives in SRAM, or the dedicated SRAM
+//! caches it) plus constant bytes at the rate of the memory holding the
+//! weights. Float data is costed at the 8-bit size: NPU targets run
+//! quantised models (issue #6). Any other op runs on the `host` CPU: its
+//! CPU cost plus `handoff_cycles` (interrupt, cache maintenance, driver), so
+//! the optimiser keeps work on the NPU where a native decomposition exists
+//! (a LayerNorm stays as NPU reductions and elementwise ops, a division
+//! becomes a reciprocal lookup table and a multiply) and fuses where the
+//! fused op is native (GELU as one lookup table).
 //!
 //! **Extraction** is greedy and bottom-up like egg's `Extractor`, with two
 //! changes that matter on deep models. egg's tree cost counts a shared value
@@ -35,10 +55,10 @@
 use super::analysis::EGraph;
 use super::lang::{ENode, OpKind};
 use egg::{Id, Language};
-use nanoc_ir::{DType, Graph, Op, OpClass, TensorType, UnaryOp};
-use nanoc_targets::Target;
+use nanoc_ir::{DType, Graph, Op, OpClass, TensorType, UnaryOp, Window};
+use nanoc_targets::{NpuDesc, OpConstraints, Sparsity, Target, TargetKind};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 /// Fixed cost of one kernel launch on a CPU: the runtime's call through the
 /// step table, argument loads, loop set-up (ns).
@@ -51,6 +71,24 @@ const CPU_FMA_PORTS: f64 = 2.0;
 pub struct CostModel {
     /// Target name.
     pub target: String,
+    /// Weight sparsity patterns the target exploits (from the descriptor).
+    pub sparsity: Vec<Sparsity>,
+    /// How the target computes.
+    pub device: Device,
+}
+
+/// The device half of a cost model.
+#[derive(Clone, Debug)]
+pub enum Device {
+    /// A CPU running the Cranelift backend's kernels.
+    Cpu(CpuRoofline),
+    /// An NPU, with the host CPU that runs what it cannot.
+    Npu(Box<NpuRoofline>),
+}
+
+/// The roofline of a CPU.
+#[derive(Clone, Debug)]
+pub struct CpuRoofline {
     /// Peak arithmetic throughput, flops per ns.
     pub flops_per_ns: f64,
     /// Memory bandwidth, bytes per ns.
@@ -61,13 +99,42 @@ pub struct CostModel {
     pub float_dtypes: Vec<DType>,
 }
 
-impl CostModel {
-    /// The cost model of a target descriptor.
-    pub fn for_target(t: &Target) -> Result<CostModel, String> {
-        let cpu = t.cpu().ok_or_else(|| format!("target `{}` has no cost model (not a CPU)", t.name))?;
+/// The roofline of an NPU (rates per core cycle).
+#[derive(Clone, Debug)]
+pub struct NpuRoofline {
+    /// Core clock, cycles per ns.
+    pub cycles_per_ns: f64,
+    /// 8-bit MACs per cycle.
+    pub macs_per_cycle: f64,
+    /// MAC array: reduced and output extents per cycle.
+    pub array: (usize, usize),
+    /// Elementwise/lookup-table/reduction outputs per cycle.
+    pub elementwise_per_cycle: f64,
+    /// Activation traffic (SRAM), bytes per cycle.
+    pub sram_bytes_per_cycle: f64,
+    /// Constant traffic (the weights' memory), bytes per cycle.
+    pub weight_bytes_per_cycle: f64,
+    /// Fixed cycles per NPU operation.
+    pub op_overhead_cycles: f64,
+    /// Cycles per move of work between NPU and host.
+    pub handoff_cycles: f64,
+    /// Largest rank and dimension.
+    pub max_rank: usize,
+    /// See `max_rank`.
+    pub max_dim: usize,
+    /// Bytes per activation element (the 8-bit mode's).
+    pub elem_bytes: f64,
+    /// Native ops and their constraints.
+    pub ops: BTreeMap<String, OpConstraints>,
+    /// The host CPU.
+    pub host: CpuRoofline,
+}
+
+impl CpuRoofline {
+    fn of(t: &Target) -> Result<CpuRoofline, String> {
+        let cpu = t.cpu().ok_or_else(|| format!("target `{}` is not a CPU target", t.name))?;
         let lanes = cpu.vector_bits as f64 / 32.0;
-        Ok(CostModel {
-            target: t.name.clone(),
+        Ok(CpuRoofline {
             flops_per_ns: cpu.clock_ghz * lanes * 2.0 * CPU_FMA_PORTS,
             bytes_per_ns: cpu.clock_ghz * cpu.vector_bits as f64 / 8.0,
             overhead_ns: CPU_KERNEL_OVERHEAD_NS,
@@ -75,7 +142,7 @@ impl CostModel {
         })
     }
 
-    /// Estimated time of one op (ns), or `None` if the target cannot run it.
+    /// Estimated time of one op (ns), or `None` if the CPU cannot run it.
     pub fn op_ns(&self, op: &Op, args: &[&TensorType], out: &TensorType) -> Option<f64> {
         let native = |t: &TensorType| !t.dtype.is_float() || self.float_dtypes.contains(&t.dtype);
         if !args.iter().all(|t| native(t)) || !native(out) {
@@ -84,6 +151,171 @@ impl CostModel {
         let bytes: f64 = args.iter().map(|t| t.byte_len() as f64).sum::<f64>() + out.byte_len() as f64;
         let time = (flops(op, args, out) / self.flops_per_ns).max(bytes / self.bytes_per_ns);
         Some(time + self.overhead_ns)
+    }
+}
+
+impl NpuRoofline {
+    fn of(t: &Target, npu: &NpuDesc) -> Result<NpuRoofline, String> {
+        let bad = |key: &str, msg: String| format!("target `{}`: key `{key}`: {msg}", t.name);
+        let host_target =
+            Target::find(&npu.host).map_err(|e| bad("npu.host", format!("the host CPU descriptor: {e}")))?;
+        let host = CpuRoofline::of(&host_target).map_err(|e| bad("npu.host", e))?;
+        let mode = npu.int8_mode().ok_or_else(|| bad("npu.mac_modes", "no 8-bit mode".into()))?;
+        let memory = |kind: nanoc_targets::MemoryKind, key: &str| {
+            npu.memories.get(kind).map(|m| m.bytes_per_cycle()).ok_or_else(|| bad(key, "not described".into()))
+        };
+        Ok(NpuRoofline {
+            cycles_per_ns: npu.clock_mhz / 1e3,
+            macs_per_cycle: f64::from(mode.macs_per_cycle),
+            array: (npu.mac_array.input_channels as usize, npu.mac_array.output_channels as usize),
+            elementwise_per_cycle: f64::from(npu.elementwise_per_cycle),
+            sram_bytes_per_cycle: memory(nanoc_targets::MemoryKind::Sram, "npu.memories.sram")?,
+            weight_bytes_per_cycle: memory(npu.placement.weights, "npu.placement.weights")?,
+            op_overhead_cycles: f64::from(npu.op_overhead_cycles),
+            handoff_cycles: f64::from(npu.handoff_cycles),
+            max_rank: npu.max_rank as usize,
+            max_dim: npu.max_dim as usize,
+            elem_bytes: f64::from(mode.activations.bytes()),
+            ops: npu.ops.clone(),
+            host,
+        })
+    }
+
+    /// The constraints of `op` if the NPU runs it natively on these
+    /// operands (`consts[i]`: operand `i` is a constant).
+    pub fn native(&self, op: &Op, args: &[&TensorType], consts: &[bool], out: &TensorType) -> Option<&OpConstraints> {
+        let c = self.ops.get(op.name())?;
+        let fits = |t: &TensorType| {
+            !matches!(t.dtype, DType::I64 | DType::Bool)
+                && t.shape.rank() <= self.max_rank
+                && t.shape.dims().iter().all(|&d| d <= self.max_dim)
+        };
+        if !args.iter().all(|t| fits(t)) || !fits(out) {
+            return None;
+        }
+        if c.constant_weights && !consts.get(1).copied().unwrap_or(false) {
+            return None;
+        }
+        let window = match op {
+            Op::Conv { window, .. } | Op::MaxPool { window } | Op::AvgPool { window, .. } => Some(window),
+            _ => None,
+        };
+        if let Some(w) = window
+            && !window_fits(w, c)
+        {
+            return None;
+        }
+        Some(c)
+    }
+
+    /// Estimated time of one op (ns): natively, or on the host plus a
+    /// handoff; `None` if neither can run it.
+    pub fn op_ns(&self, op: &Op, args: &[&TensorType], consts: &[bool], out: &TensorType) -> Option<f64> {
+        let Some(c) = self.native(op, args, consts, out) else {
+            return Some(self.host.op_ns(op, args, out)? + self.handoff_cycles / self.cycles_per_ns);
+        };
+        if matches!(op, Op::Reshape) {
+            return Some(0.0);
+        }
+        let elem = |t: &TensorType| {
+            if t.dtype.is_float() { self.elem_bytes } else { t.dtype.size_bytes() as f64 }
+        };
+        let bytes = |t: &TensorType| t.shape.numel() as f64 * elem(t);
+        let (mut act, mut weights) = (bytes(out), 0.0);
+        for (i, t) in args.iter().enumerate() {
+            if consts.get(i).copied().unwrap_or(false) { weights += bytes(t) } else { act += bytes(t) }
+        }
+        let memory = act / self.sram_bytes_per_cycle + weights / self.weight_bytes_per_cycle;
+        let compute = match op.class() {
+            OpClass::Contraction => self.padded_macs(op, args, out) / self.macs_per_cycle,
+            _ => {
+                let most = args.iter().map(|t| t.shape.numel()).chain([out.shape.numel()]).max().unwrap_or(0);
+                most as f64 / self.elementwise_per_cycle
+            }
+        };
+        let passes = f64::from(c.passes.unwrap_or(1));
+        Some((passes * compute.max(memory) + self.op_overhead_cycles) / self.cycles_per_ns)
+    }
+
+    /// MACs of a contraction with the reduced and output extents rounded
+    /// up to the MAC array (matmul, conv); other contractions count flops / 2.
+    fn padded_macs(&self, op: &Op, args: &[&TensorType], out: &TensorType) -> f64 {
+        let (ic, oc) = self.array;
+        let up = |n: usize, m: usize| n.div_ceil(m.max(1)) * m.max(1);
+        let odims = out.shape.dims();
+        match op {
+            Op::MatMul => {
+                let k = args.first().and_then(|a| a.shape.dims().last()).copied().unwrap_or(1);
+                let n = odims.last().copied().unwrap_or(1);
+                let rows = out.shape.numel() / n.max(1);
+                (rows * up(k, ic) * up(n, oc)) as f64
+            }
+            Op::Conv { group, .. } if odims.len() >= 2 => {
+                // Weights [C_out, C_in/group, k...]; output [N, C_out, spatial...].
+                let w = args.get(1).map_or(&[][..], |w| w.shape.dims());
+                let reduced: usize = w.iter().skip(1).product();
+                let cout_group = odims[1] / (*group).max(1);
+                let positions = out.shape.numel() / odims[1].max(1);
+                (positions * *group * up(reduced, ic) * up(cout_group, oc)) as f64
+            }
+            _ => flops(op, args, out) / 2.0,
+        }
+    }
+}
+
+/// True if a window's kernel, strides and dilations are within the
+/// constraints (`[h, w]`; a 1-D window is checked against `w`; 3-D and up
+/// do not fit).
+fn window_fits(w: &Window, c: &OpConstraints) -> bool {
+    let within = |v: &[usize], max: Option<[u32; 2]>| match (v, max) {
+        (_, None) => v.len() <= 2,
+        ([x], Some([_, mw])) => *x <= mw as usize,
+        ([y, x], Some([mh, mw])) => *y <= mh as usize && *x <= mw as usize,
+        _ => false,
+    };
+    within(&w.kernel, c.kernel_max) && within(&w.strides, c.stride_max) && within(&w.dilations, c.dilation_max)
+}
+
+impl CostModel {
+    /// The cost model of a target descriptor (an NPU's also loads its host).
+    pub fn for_target(t: &Target) -> Result<CostModel, String> {
+        let device = match (t.kind, t.npu()) {
+            (TargetKind::Npu, Some(npu)) => Device::Npu(Box::new(NpuRoofline::of(t, npu)?)),
+            _ => Device::Cpu(CpuRoofline::of(t)?),
+        };
+        Ok(CostModel { target: t.name.clone(), sparsity: t.sparsity.clone(), device })
+    }
+
+    /// Fixed cost of one op (ns): a CPU kernel launch, an NPU operation.
+    pub fn overhead_ns(&self) -> f64 {
+        match &self.device {
+            Device::Cpu(c) => c.overhead_ns,
+            Device::Npu(n) => n.op_overhead_cycles / n.cycles_per_ns,
+        }
+    }
+
+    /// Estimated time of one op (ns) with every operand a computed value,
+    /// or `None` if the target cannot run it.
+    pub fn op_ns(&self, op: &Op, args: &[&TensorType], out: &TensorType) -> Option<f64> {
+        self.op_ns_with(op, args, &[], out)
+    }
+
+    /// Estimated time of one op (ns); `consts[i]` says operand `i` is a
+    /// constant (weights: they stream from the weights' memory on an NPU).
+    pub fn op_ns_with(&self, op: &Op, args: &[&TensorType], consts: &[bool], out: &TensorType) -> Option<f64> {
+        match &self.device {
+            Device::Cpu(c) => c.op_ns(op, args, out),
+            Device::Npu(n) => n.op_ns(op, args, consts, out),
+        }
+    }
+
+    /// True if the op runs on the target itself (always for a CPU; for an
+    /// NPU, when it is native and within its constraints).
+    pub fn runs_natively(&self, op: &Op, args: &[&TensorType], consts: &[bool], out: &TensorType) -> bool {
+        match &self.device {
+            Device::Cpu(_) => true,
+            Device::Npu(n) => n.native(op, args, consts, out).is_some(),
+        }
     }
 
     /// Estimated time of a whole graph (ns): the sum over its op nodes.
@@ -97,7 +329,8 @@ impl CostModel {
                 }
                 let args = g.args(id);
                 let tys: Vec<&TensorType> = args.iter().map(|&a| &g.node(a).ty).collect();
-                Some(self.op_ns(&n.op, &tys, &n.ty).unwrap_or(0.0))
+                let consts: Vec<bool> = args.iter().map(|&a| matches!(g.node(a).op, Op::Const(_))).collect();
+                Some(self.op_ns_with(&n.op, &tys, &consts, &n.ty).unwrap_or(0.0))
             })
             .sum()
     }
@@ -162,9 +395,10 @@ pub fn enode_ps(model: &CostModel, eg: &EGraph, class: Id, n: &ENode, original: 
         OpKind::Op(cell) => {
             let (op, _) = cell.get()?;
             let tys: Vec<&TensorType> = n.children().iter().map(|&c| &eg[c].data.ty).collect();
-            let ns = match model.op_ns(op, &tys, &eg[class].data.ty) {
+            let consts: Vec<bool> = n.children().iter().map(|&c| eg[c].data.is_const).collect();
+            let ns = match model.op_ns_with(op, &tys, &consts, &eg[class].data.ty) {
                 Some(ns) => ns,
-                None if original => model.overhead_ns,
+                None if original => model.overhead_ns(),
                 None => return None,
             };
             Some(((ns * 1000.0).round() as u64).max(1))
@@ -374,6 +608,42 @@ mod tests {
             let fused = ["gelu", "gelu_tanh", "silu"].iter().any(|op| ours.choice[&root].is(op));
             assert!(fused, "rule {}", rule.name);
         }
+    }
+
+    /// The NPU roofline against numbers worked by hand from npu-x.toml:
+    /// 1 GHz, 256 MACs/cycle on a 16×16 array, 16 elementwise outputs per
+    /// cycle, SRAM 128 bits × 2 ports = 32 B/cycle, DRAM (weights) 128 bits
+    /// × 0.5 = 8 B/cycle, 100 cycles per op, 4000 cycles per handoff.
+    #[test]
+    fn npu_roofline_by_hand() {
+        let m = CostModel::for_target(&Target::find("npu-x").unwrap()).unwrap();
+        let f = |d: &[usize]| TensorType::new(DType::F32, d.to_vec());
+        // x[8,64] · W[64,48] (W constant): compute 8·64·48/256 = 96 cycles;
+        // memory (8·64 + 8·48) B / 32 + 64·48 B / 8 = 28 + 384 = 412 cycles.
+        let (x, w, y) = (f(&[1, 8, 64]), f(&[64, 48]), f(&[1, 8, 48]));
+        assert_eq!(m.op_ns_with(&Op::MatMul, &[&x, &w], &[false, true], &y), Some(412.0 + 100.0));
+        // Both operands computed: all at the SRAM rate: (512 + 3072 + 384) / 32 = 124 cycles.
+        assert_eq!(m.op_ns(&Op::MatMul, &[&x, &w], &y), Some(124.0 + 100.0));
+        // K = 8 and N = 8 use a quarter of each array side: 64·16·16/256 = 64
+        // cycles of compute against (64·8 + 64 + 64·8) / 32 = 34 of memory.
+        let (a, b, c) = (f(&[64, 8]), f(&[8, 8]), f(&[64, 8]));
+        assert_eq!(m.op_ns(&Op::MatMul, &[&a, &b], &c), Some(64.0 + 100.0));
+        // A lookup-table GELU over 4096 elements: 4096 / 16 = 256 cycles.
+        let t = f(&[16, 256]);
+        assert_eq!(m.op_ns(&Op::Unary(UnaryOp::Gelu), &[&t], &t), Some(256.0 + 100.0));
+        // Softmax takes 3 passes: 3 · 256 cycles.
+        assert_eq!(m.op_ns(&Op::Softmax { axis: 1 }, &[&t], &t), Some(768.0 + 100.0));
+        // Division is not native: the host's time plus the 4 µs handoff.
+        let s = f(&[]);
+        let div = Op::Binary(nanoc_ir::BinaryOp::Div);
+        let Device::Npu(npu) = &m.device else { panic!("npu-x is an NPU") };
+        let host = npu.host.op_ns(&div, &[&t, &s], &t).unwrap();
+        assert_eq!(m.op_ns(&div, &[&t, &s], &t), Some(host + 4000.0));
+        assert!(!m.runs_natively(&div, &[&t, &s], &[false, true], &t));
+        // A 5-D tensor is past max_rank: on the host.
+        let big = f(&[1, 2, 2, 2, 2]);
+        assert!(!m.runs_natively(&Op::Unary(UnaryOp::Gelu), &[&big], &[false], &big));
+        assert_eq!(m.sparsity, vec![Sparsity::TwoOfFour]);
     }
 
     #[test]

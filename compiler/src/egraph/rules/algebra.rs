@@ -2,7 +2,7 @@
 //! (Constant folding is not a rule: the e-class analysis does it.)
 
 use super::{Match, Rule, Term, rw, rw_ex, rw_fn};
-use nanoc_ir::{DType, Op};
+use nanoc_ir::{BinaryOp, DType, Op, UnaryOp};
 
 /// The algebra rules (canonicalise stage).
 #[rustfmt::skip]
@@ -36,6 +36,8 @@ pub fn rules() -> Vec<Rule> {
         rw_fn("broadcast-broadcast", "(broadcast (broadcast ?x))", broadcast_broadcast, "", |e| { let x = e.input("f32[3]"); let b = e.typed(Op::Broadcast, &[x], "f32[2,3]"); e.typed(Op::Broadcast, &[b], "f32[4,2,3]") }),
         // law: broadcast to x's own type is x
         rw_ex("broadcast-noop", "(broadcast ?x)", "?x", "", |e| { let x = e.input("f32[2,3]"); e.typed(Op::Broadcast, &[x], "f32[2,3]") }),
+        // law: x / y = x · (1/y)    (floats; lets a target without division, an NPU with a reciprocal lookup table, run it: the cost model decides)
+        rw_fn("div-reciprocal", "(div ?x ?y)", div_reciprocal, "", |e| { let x = e.input("f32[2,3]"); let y = e.input("f32[3]"); e.op(Op::Binary(BinaryOp::Div), &[x, y]) }),
         // law: cast to x's own dtype is x
         rw_ex("cast-noop", "(cast ?x)", "?x", "", |e| { let x = e.input("f32[2,3]"); e.op(Op::Cast { to: DType::F32 }, &[x]) }),
     ]
@@ -74,6 +76,16 @@ fn transpose_identity(m: &Match<'_>) -> Vec<Term> {
         matches!(op, Op::Transpose { perm } if perm.iter().enumerate().all(|(i, &d)| i == d)) && kids[0] == x
     });
     if identity { vec![Term::Class(x)] } else { Vec::new() }
+}
+
+/// `?x · reciprocal(?y)` for a float division.
+fn div_reciprocal(m: &Match<'_>) -> Vec<Term> {
+    let (Some(x), Some(y)) = (m.var("?x"), m.var("?y")) else { return Vec::new() };
+    if !m.data(y).ty.dtype.is_float() {
+        return Vec::new();
+    }
+    let reciprocal = Term::node(Op::Unary(UnaryOp::Reciprocal), vec![Term::Class(y)]);
+    vec![Term::node(Op::Binary(BinaryOp::Mul), vec![Term::Class(x), reciprocal])]
 }
 
 /// One reshape from `?x` straight to the matched class's type.
