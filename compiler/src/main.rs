@@ -82,6 +82,13 @@ enum Cmd {
         /// each target supports them, without importing it.
         #[arg(long)]
         support: bool,
+        /// Optimise the model for --target and list what fused where: every
+        /// new node of the optimised graph, its op, and the original nodes it replaced.
+        #[arg(long, conflicts_with = "support")]
+        fusions: bool,
+        /// Target for --fusions (descriptor name or path; `cpu` is the host CPU).
+        #[arg(long, short, default_value = "cpu")]
+        target: String,
     },
     /// List the target descriptors in targets/.
     Targets,
@@ -250,8 +257,13 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Cmd::Inspect { model, dims, support } => {
-            if support {
+        Cmd::Inspect { model, dims, support, fusions, target } => {
+            if fusions {
+                let t = driver::resolve_target(&target)?;
+                let opts = ImportOptions { dims: parse_dims(&dims)?, ..Default::default() };
+                let g = import(&model, &opts, &pr)?;
+                inspect_fusions(g, &t, &pr)?;
+            } else if support {
                 inspect_support(&model)?;
             } else if driver::is_bundle(&model) {
                 inspect_bundle(&model)?;
@@ -365,6 +377,71 @@ fn inspect_graph(g: &Graph) {
     for (op, n) in ops {
         println!("    {op:<14} {n}");
     }
+}
+
+/// `inspect --fusions`: optimises `g` for `t` and lists every new node of
+/// the result with the original nodes it replaced, then a summary per op.
+/// On an NPU target, new nodes that run on the host CPU are marked.
+fn inspect_fusions(g: Graph, t: &nanoc_targets::Target, pr: &Progress) -> Result<()> {
+    let (out, report) = optimize(g, t, &OptArgs { level: 1, no_opt: false }, pr)?;
+    let Some(r) = report else { bail!("the e-graph optimiser did not run") };
+    let model = nanoc::egraph::cost::CostModel::for_target(t).map_err(anyhow::Error::msg)?;
+    let ids: BTreeMap<&str, nanoc_ir::NodeId> =
+        out.node_ids().into_iter().map(|id| (out.node(id).name.as_str(), id)).collect();
+    let on_host = |name: &str| {
+        let Some(&id) = ids.get(name) else { return false };
+        let n = out.node(id);
+        let args = out.args(id);
+        let tys: Vec<&nanoc_ir::TensorType> = args.iter().map(|&a| &out.node(a).ty).collect();
+        let consts: Vec<bool> = args.iter().map(|&a| matches!(out.node(a).op, Op::Const(_))).collect();
+        !matches!(n.op, Op::Const(_)) && !model.runs_natively(&n.op, &tys, &consts, &n.ty)
+    };
+    println!("fusions for target {}: {} -> {} kernels", t.name, r.before.kernels, r.after.kernels);
+    let mut summary: BTreeMap<&str, (usize, BTreeMap<&str, usize>)> = BTreeMap::new();
+    let mut helpers: BTreeMap<&str, usize> = BTreeMap::new();
+    for n in &r.new_nodes {
+        if n.replaced.is_empty() {
+            *helpers.entry(n.op).or_default() += 1;
+            continue;
+        }
+        let list: Vec<String> = n.replaced.iter().map(|(name, op)| format!("{name} ({op})")).collect();
+        let host = if on_host(&n.name) { " [host CPU]" } else { "" };
+        println!("  {:<14} {}{host} <- replaces {}: {}", n.op, n.name, n.replaced.len(), list.join(", "));
+        let entry = summary.entry(n.op).or_default();
+        entry.0 += 1;
+        for (_, op) in &n.replaced {
+            *entry.1.entry(op).or_default() += 1;
+        }
+    }
+    if summary.is_empty() {
+        println!("  nothing fused or rewritten");
+    }
+    if !helpers.is_empty() {
+        let h: Vec<String> = helpers.iter().map(|(op, k)| format!("{op} {k}")).collect();
+        println!("  new helper nodes (replacing no original node): {}", h.join(", "));
+    }
+    println!("summary:");
+    for (op, (count, replaced)) in &summary {
+        let total: usize = replaced.values().sum();
+        let ops: Vec<String> = replaced.iter().map(|(o, k)| format!("{o} {k}")).collect();
+        println!("  {op:<14} {count} nodes replacing {total} ({})", ops.join(", "));
+    }
+    if t.kind == nanoc_targets::TargetKind::Npu {
+        let mut host: BTreeMap<&str, usize> = BTreeMap::new();
+        for id in out.node_ids() {
+            let n = out.node(id);
+            if !matches!(n.op, Op::Input) && on_host(&n.name) {
+                *host.entry(n.op.name()).or_default() += 1;
+            }
+        }
+        let h: Vec<String> = host.iter().map(|(op, k)| format!("{op} {k}")).collect();
+        println!(
+            "on the host CPU ({} has no native form): {}",
+            t.name,
+            if h.is_empty() { "none".into() } else { h.join(", ") }
+        );
+    }
+    Ok(())
 }
 
 /// `inspect --support`: one row per op type of an ONNX model, one column

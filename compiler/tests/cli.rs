@@ -226,3 +226,28 @@ fn emit_obj_writes_object_and_header() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("--prefix only applies to --emit obj"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn inspect_fusions_lists_what_fused_where() {
+    let gpt2 = "tests/fixtures/gpt2/model.onnx";
+    let run = |t: &str| {
+        let o = nanoc(&["inspect", "-q", "--fusions", gpt2, "--dim", "batch=1", "--dim", "seq=16", "--target", t]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let cpu = run("cpu-x86_64");
+    assert!(cpu.starts_with("fusions for target cpu-x86_64: 70 -> 62 kernels"), "{cpu}");
+    let gelu = "gelu           /transformer/h.0/mlp/act/Mul_1/gelu-erf-a <- replaces 5: /transformer/h.0/mlp/act/Div (div), \
+                /transformer/h.0/mlp/act/Erf (erf), /transformer/h.0/mlp/act/Add (add), /transformer/h.0/mlp/act/Mul (mul), \
+                /transformer/h.0/mlp/act/Mul_1 (mul)";
+    assert!(cpu.lines().any(|l| l.trim() == gelu), "{cpu}");
+    assert!(cpu.contains("gelu           2 nodes replacing 10 (add 2, div 2, erf 2, mul 4)"), "{cpu}");
+    let npu = run("npu-x");
+    assert!(
+        npu.contains(
+            "mul            /transformer/h.0/attn/Div/div-reciprocal <- replaces 1: /transformer/h.0/attn/Div (div)"
+        ),
+        "{npu}"
+    );
+    assert!(npu.contains("on the host CPU (npu-x has no native form): gather 1, layer_norm 5, where 2"), "{npu}");
+}

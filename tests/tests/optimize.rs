@@ -517,3 +517,34 @@ fn cpu_and_npu_extract_differently() {
     let (small, _) = egraph::optimize(&one, &npu, &OptOptions::default()).unwrap();
     insta::assert_snapshot!("decoder1_npu_x", text::print(&small));
 }
+
+/// Provenance: every fused node of the decoder lists exactly the original
+/// nodes of the decomposition the generator wrote for it (LayerNorm: two
+/// means, sub, pow, two adds, sqrt, div, mul; GELU: div, erf, add, two
+/// muls; softmax: max, sub, exp, sum, div), all of them input-graph nodes
+/// that the optimised graph no longer has.
+#[test]
+fn new_nodes_list_the_nodes_they_replaced() {
+    let g = Stack::decoder(2, 8, 64, 4);
+    let (opt, r) = egraph::optimize(&g, &cpu_target(), &OptOptions::default()).unwrap();
+    let input_names: HashSet<String> = g.node_ids().into_iter().map(|id| g.node(id).name.clone()).collect();
+    let output_names: HashSet<String> = opt.node_ids().into_iter().map(|id| opt.node(id).name.clone()).collect();
+    let mut fused = std::collections::BTreeMap::new();
+    for n in &r.new_nodes {
+        assert!(output_names.contains(&n.name) && !input_names.contains(&n.name), "{}", n.name);
+        let mut ops: Vec<&str> = n.replaced.iter().map(|(_, op)| *op).collect();
+        ops.sort();
+        let want: &[&str] = match n.op {
+            "layer_norm" => &["add", "add", "div", "mul", "pow", "reduce_mean", "reduce_mean", "sqrt", "sub"],
+            "gelu" => &["add", "div", "erf", "mul", "mul"],
+            "softmax" => &["div", "exp", "reduce_max", "reduce_sum", "sub"],
+            _ => continue,
+        };
+        assert_eq!(ops, want, "{} ({}) replaced {:?}", n.name, n.op, n.replaced);
+        for (name, _) in &n.replaced {
+            assert!(input_names.contains(name) && !output_names.contains(name), "{name}");
+        }
+        *fused.entry(n.op).or_insert(0) += 1;
+    }
+    assert_eq!(fused, [("gelu", 2), ("layer_norm", 5), ("softmax", 2)].into(), "{:?}", r.new_nodes);
+}

@@ -28,6 +28,8 @@ pub struct Origins {
     outputs: Vec<String>,
     /// Every original node: its e-node as added, name, insertion position.
     nodes: Vec<(ENode, String, usize)>,
+    /// The e-class each original node was added to (same order as `nodes`).
+    classes: Vec<Id>,
 }
 
 impl Origins {
@@ -45,6 +47,12 @@ impl Origins {
             }
         }
         m
+    }
+
+    /// Every original node as (e-node as added, name, insertion position,
+    /// e-class as added): ids need [`egg::EGraph::find`] after rewriting.
+    pub fn nodes(&self) -> impl Iterator<Item = (&ENode, &str, usize, Id)> {
+        self.nodes.iter().zip(&self.classes).map(|((n, name, pos), &c)| (n, name.as_str(), *pos, c))
     }
 
     /// Number of original nodes.
@@ -82,6 +90,7 @@ pub fn to_egraph(g: &Graph) -> Result<Converted, String> {
         inputs: g.inputs().iter().map(|&i| g.node(i).name.clone()).collect(),
         outputs: g.outputs().iter().map(|(n, _)| n.clone()).collect(),
         nodes: Vec::with_capacity(g.node_count()),
+        classes: Vec::with_capacity(g.node_count()),
     };
     let order = g.topo_order().map_err(|e| e.to_string())?;
     for id in order {
@@ -108,6 +117,7 @@ pub fn to_egraph(g: &Graph) -> Result<Converted, String> {
         }
         class.insert(id, c);
         origins.nodes.push((enode, n.name.clone(), position[&id]));
+        origins.classes.push(c);
     }
     if let Some(e) = eg.analysis.errors.first() {
         return Err(e.clone());
@@ -119,6 +129,17 @@ pub fn to_egraph(g: &Graph) -> Result<Converted, String> {
 /// Rebuilds an IR graph from the e-node `choice` gives for each e-class
 /// reachable from `roots` (children need not be canonical).
 pub fn to_ir(eg: &EGraph, roots: &[Id], origins: &Origins, choice: impl Fn(Id) -> ENode) -> Result<Graph, String> {
+    Ok(to_ir_with_classes(eg, roots, origins, choice)?.0)
+}
+
+/// [`to_ir`], also returning the (canonical) e-class of every node of the
+/// rebuilt graph.
+pub fn to_ir_with_classes(
+    eg: &EGraph,
+    roots: &[Id],
+    origins: &Origins,
+    choice: impl Fn(Id) -> ENode,
+) -> Result<(Graph, HashMap<NodeId, Id>), String> {
     let originals = origins.canonical(eg);
     let created: HashMap<ENode, &'static str> =
         eg.analysis.created.iter().map(|(n, r)| (n.clone().map_children(|c| eg.find(c)), *r)).collect();
@@ -269,5 +290,6 @@ pub fn to_ir(eg: &EGraph, roots: &[Id], origins: &Origins, choice: impl Fn(Id) -
         let id = node_of.get(&eg.find(*r)).ok_or_else(|| format!("output `{name}` was not extracted"))?;
         g.add_output(name.clone(), *id);
     }
-    Ok(g)
+    let classes = node_of.into_iter().map(|(c, id)| (id, c)).collect();
+    Ok((g, classes))
 }

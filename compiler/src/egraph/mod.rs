@@ -11,7 +11,9 @@
 //! - `convert.rs`: IR ↔ e-graph, keeping names and order;
 //! - `rules/`: the rule tables, one file per topic;
 //! - `stages.rs`: the staged runner and its limits;
-//! - `cost.rs`: the target's roofline cost model and the extractor.
+//! - `cost.rs`: the target's roofline cost model and the extractor;
+//! - `provenance.rs`: which original nodes each new node replaced
+//!   (`nanoc inspect --fusions`).
 //!
 //! [`optimize`] runs the whole pipeline and returns the optimised graph with
 //! an [`OptReport`] (what `nanoc compile --emit egraph` prints).
@@ -20,6 +22,7 @@ pub mod analysis;
 pub mod convert;
 pub mod cost;
 pub mod lang;
+pub mod provenance;
 pub mod rules;
 pub mod stages;
 
@@ -90,6 +93,9 @@ pub struct OptReport {
     pub estimate_ns: (f64, f64),
     /// Time of conversion, of extraction and in total.
     pub times: (Duration, Duration, Duration),
+    /// Every node of the output graph that is not an input-graph node, with
+    /// the original nodes it replaced.
+    pub new_nodes: Vec<provenance::NewNode>,
 }
 
 impl OptReport {
@@ -173,10 +179,11 @@ pub fn optimize(g: &Graph, target: &Target, opts: &OptOptions) -> Result<(Graph,
     let roots: Vec<egg::Id> = c.roots.iter().map(|&r| eg.find(r)).collect();
     let originals: HashSet<lang::ENode> = c.origins.canonical(&eg).into_keys().collect();
     let ext = cost::extract(&eg, &roots, &model, &originals);
-    let out = convert::to_ir(&eg, &roots, &c.origins, |k| {
+    let (out, class_of) = convert::to_ir_with_classes(&eg, &roots, &c.origins, |k| {
         ext.choice.get(&eg.find(k)).cloned().unwrap_or_else(|| eg[k].nodes[0].clone())
     })
     .map_err(OptError)?;
+    let new_nodes = provenance::new_nodes(&eg, &c.origins, &out, &class_of);
     let extract_time = t.elapsed();
     verify::verify(&out).map_err(|e| OptError(format!("the optimised graph does not verify: {e}")))?;
     let report = OptReport {
@@ -187,6 +194,7 @@ pub fn optimize(g: &Graph, target: &Target, opts: &OptOptions) -> Result<(Graph,
         stages: reports,
         estimate_ns: (model.graph_ns(g), ext.estimate_ns),
         times: (convert_time, extract_time, start.elapsed()),
+        new_nodes,
     };
     Ok((out, report))
 }
