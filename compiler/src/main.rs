@@ -297,7 +297,14 @@ fn import(model: &Path, opts: &ImportOptions, pr: &Progress) -> Result<Graph> {
 
 /// Runs the pass pipeline for `target`, reporting what the optimiser did.
 fn optimize(g: Graph, t: &nanoc_targets::Target, opt: &OptArgs, pr: &Progress) -> Result<(Graph, Option<OptReport>)> {
-    let (g, report) = driver::optimize_with_report(g, t, &opt.options())?;
+    let mut opts = opt.options();
+    if !pr.quiet {
+        let start = pr.start;
+        opts.progress = nanoc::egraph::Progress::to(move |line| {
+            eprintln!("[{:>6.2}s] {line}", start.elapsed().as_secs_f64());
+        });
+    }
+    let (g, report) = driver::optimize_with_report(g, t, &opts)?;
     if let Some(r) = &report {
         let stops: Vec<String> =
             r.stages.iter().map(|s| format!("{} {}", s.name, nanoc::egraph::stages::stop_text(&s.stop))).collect();

@@ -251,3 +251,34 @@ fn inspect_fusions_lists_what_fused_where() {
     );
     assert!(npu.contains("on the host CPU (npu-x has no native form): gather 1, layer_norm 5, where 2"), "{npu}");
 }
+
+/// Compiles report stage and iteration progress on stderr; `--quiet`
+/// silences it. `--emit egraph` prints per stage: iterations, e-nodes,
+/// e-classes, stop reason, time, and each rule that fired with its count.
+#[test]
+fn optimiser_progress_and_stage_statistics() {
+    let args = ["compile", "tests/fixtures/gpt2/model.onnx", "--dim", "batch=1", "--dim", "seq=16", "--emit", "egraph"];
+    let o = nanoc(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    for want in [
+        "] stage canonicalise: iteration 1, 106 e-nodes, 106 e-classes",
+        "] stage canonicalise: saturated, ",
+        "] stage fusion: iteration 1, ",
+        "] extracting for cpu-",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    let out = text(&o.stdout);
+    let stage = out.lines().find(|l| l.starts_with("  stage fusion: ")).unwrap_or_default();
+    assert!(
+        stage.contains(" iterations, ")
+            && stage.contains(" e-nodes, ")
+            && stage.contains(" e-classes, stop: saturated, ")
+            && stage.ends_with(" ms"),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["gelu-erf-a", "2"]), "{out}");
+    let quiet = nanoc(&[&["-q"][..], &args].concat());
+    assert!(quiet.status.success() && quiet.stderr.is_empty(), "{}", text(&quiet.stderr));
+}

@@ -30,6 +30,7 @@ use nanoc_ir::{Graph, Op, verify};
 use nanoc_targets::Target;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use stages::{StageLimits, StageReport};
@@ -48,6 +49,34 @@ pub struct OptOptions {
     pub limits: Vec<(String, StageLimits)>,
     /// Run only these rules (by name); `None` runs all.
     pub only_rules: Option<Vec<String>>,
+    /// Where stage and iteration progress lines go (none by default).
+    pub progress: Progress,
+}
+
+/// A sink for progress lines: each stage's start and every iteration (with
+/// the e-graph's size), and extraction. The CLI prints them on stderr
+/// unless `--quiet`.
+#[derive(Clone, Default)]
+pub struct Progress(Option<Arc<dyn Fn(&str) + Send + Sync>>);
+
+impl Progress {
+    /// Progress lines go to `f`.
+    pub fn to(f: impl Fn(&str) + Send + Sync + 'static) -> Progress {
+        Progress(Some(Arc::new(f)))
+    }
+
+    /// Reports one line (nothing without a sink).
+    pub fn say(&self, line: impl fmt::Display) {
+        if let Some(f) = &self.0 {
+            f(&line.to_string());
+        }
+    }
+}
+
+impl fmt::Debug for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Progress(sink)" } else { "Progress(none)" })
+    }
 }
 
 /// Node counts of a graph.
@@ -174,8 +203,9 @@ pub fn optimize(g: &Graph, target: &Target, opts: &OptOptions) -> Result<(Graph,
     let c = convert::to_egraph(g).map_err(OptError)?;
     let initial_enodes = c.egraph.total_number_of_nodes();
     let convert_time = start.elapsed();
-    let (eg, reports) = stages::run(c.egraph, &stages, initial_enodes).map_err(OptError)?;
+    let (eg, reports) = stages::run(c.egraph, &stages, initial_enodes, &opts.progress).map_err(OptError)?;
     let t = Instant::now();
+    opts.progress.say(format_args!("extracting for {} ({} e-classes)", target.name, eg.number_of_classes()));
     let roots: Vec<egg::Id> = c.roots.iter().map(|&r| eg.find(r)).collect();
     let originals: HashSet<lang::ENode> = c.origins.canonical(&eg).into_keys().collect();
     let ext = cost::extract(&eg, &roots, &model, &originals);

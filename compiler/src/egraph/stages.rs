@@ -88,8 +88,14 @@ pub struct StageReport {
     pub time: Duration,
 }
 
-/// Runs `stages` in order on `eg`; `input_nodes` sizes the node limits.
-pub fn run(mut eg: EGraph, stages: &[Stage], input_nodes: usize) -> Result<(EGraph, Vec<StageReport>), String> {
+/// Runs `stages` in order on `eg`; `input_nodes` sizes the node limits;
+/// every iteration is reported to `progress`.
+pub fn run(
+    mut eg: EGraph,
+    stages: &[Stage],
+    input_nodes: usize,
+    progress: &super::Progress,
+) -> Result<(EGraph, Vec<StageReport>), String> {
     let mut reports = Vec::new();
     for stage in stages {
         let rewrites = stage.rules.iter().map(Rule::compile).collect::<Result<Vec<_>, _>>()?;
@@ -98,7 +104,17 @@ pub fn run(mut eg: EGraph, stages: &[Stage], input_nodes: usize) -> Result<(EGra
         if stage.fold && !eg.analysis.fold {
             super::analysis::fold_all(&mut eg);
         }
+        let (sink, name) = (progress.clone(), stage.name);
         let runner = Runner::default()
+            .with_hook(move |r| {
+                sink.say(format_args!(
+                    "stage {name}: iteration {}, {} e-nodes, {} e-classes",
+                    r.iterations.len() + 1,
+                    r.egraph.total_number_of_nodes(),
+                    r.egraph.number_of_classes()
+                ));
+                Ok(())
+            })
             .with_egraph(eg)
             .with_scheduler(SimpleScheduler)
             .with_iter_limit(stage.limits.iters)
@@ -106,6 +122,8 @@ pub fn run(mut eg: EGraph, stages: &[Stage], input_nodes: usize) -> Result<(EGra
             .with_time_limit(stage.limits.time)
             .run(&rewrites);
         let time = start.elapsed();
+        let stop = runner.stop_reason.clone().unwrap_or(StopReason::Other("not run".into()));
+        progress.say(format_args!("stage {}: {}, {:.1} ms", stage.name, stop_text(&stop), time.as_secs_f64() * 1e3));
         let mut fired: Vec<(String, usize)> = stage
             .rules
             .iter()
@@ -125,7 +143,7 @@ pub fn run(mut eg: EGraph, stages: &[Stage], input_nodes: usize) -> Result<(EGra
             enodes: runner.egraph.total_number_of_nodes(),
             eclasses: runner.egraph.number_of_classes(),
             fired,
-            stop: runner.stop_reason.clone().unwrap_or(StopReason::Other("not run".into())),
+            stop,
             time,
         });
         eg = runner.egraph;
