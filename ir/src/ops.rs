@@ -288,6 +288,24 @@ pub enum Op {
         group: usize,
     },
 
+    /// Scaled dot-product attention, ONNX `Attention` (opset 23) in its 4-D
+    /// form. Operands q `[B, H, Sq, D]`, k `[B, Hkv, Sk, D]`, v
+    /// `[B, Hkv, Sk, Dv]` and an optional additive float mask that
+    /// broadcasts to `[B, H, Sq, Sk]`; `Hkv` divides `H` and query head `h`
+    /// reads kv head `h / (H / Hkv)` (GQA; MQA when `Hkv = 1`). Result
+    /// `[B, H, Sq, Dv]`: for query row `i`, `s_j = scale · q_i·k_j + mask_ij`,
+    /// `out_i = Σ_j softmax(s)_j v_j`. With `causal`, key `j` is dropped
+    /// unless `j <= i`: the triangle is aligned at the top left, which is
+    /// ONNX's `is_causal` without a past cache (ONNX offsets it by the past
+    /// length when `past_key` is given; the importer turns that into a mask).
+    /// A row with no key left (every score `-inf`) gives zeros, as in ONNX.
+    Attention {
+        /// Multiplies `q·k` (ONNX's default is `1 / sqrt(D)`).
+        scale: f32,
+        /// Drop keys after the query position (top-left aligned).
+        causal: bool,
+    },
+
     // ---- normalisation ------------------------------------------------
     /// Softmax along one axis.
     Softmax {
@@ -529,6 +547,7 @@ impl Op {
             Op::Trilu { .. } => "trilu",
             Op::MatMul => "matmul",
             Op::Conv { .. } => "conv",
+            Op::Attention { .. } => "attention",
             Op::Softmax { .. } => "softmax",
             Op::LayerNorm { .. } => "layer_norm",
             Op::RmsNorm { .. } => "rms_norm",
@@ -566,7 +585,7 @@ impl Op {
             Op::Unary(_) | Op::Binary(_) | Op::Clip { .. } | Op::Cast { .. } | Op::Where | Op::Trilu { .. } => {
                 OpClass::Elementwise
             }
-            Op::MatMul | Op::Conv { .. } => OpClass::Contraction,
+            Op::MatMul | Op::Conv { .. } | Op::Attention { .. } => OpClass::Contraction,
             Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. } => OpClass::Normalization,
             Op::Reduce { .. } | Op::MaxPool { .. } | Op::AvgPool { .. } => OpClass::Reduction,
             Op::Reshape
@@ -595,6 +614,7 @@ impl Op {
             Op::Where => (3, 3),
             Op::Conv { .. } | Op::LayerNorm { .. } => (2, 3),
             Op::RmsNorm { .. } => (1, 2),
+            Op::Attention { .. } => (3, 4),
             Op::Dequantize { .. } | Op::Quantize { .. } => (2, 3),
             Op::CumSum { .. } | Op::ArgReduce { .. } | Op::TopK { .. } => (1, 1),
             Op::GatherElements { .. } | Op::GatherNd { .. } => (2, 2),
@@ -717,6 +737,7 @@ impl Op {
                 out.extend(sp);
                 Ok(TensorType::new(x.dtype, out))
             }
+            Op::Attention { .. } => extra::attention(args),
             Op::Softmax { axis } => {
                 float(args[0])?;
                 axis_ok(*axis, args[0].shape.rank())?;

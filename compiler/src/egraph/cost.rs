@@ -359,6 +359,16 @@ fn flops(op: &Op, args: &[&TensorType], out: &TensorType) -> f64 {
                 _ => 1.0,
             }
         }
+        Op::Attention { .. } => {
+            // 2·B·H·Sq·Sk·(D + Dv): the two products (B·H·Sq = n / Dv rows).
+            let dims = |i: usize| args.get(i).map_or(&[][..], |t| t.shape.dims());
+            let (q, v) = (dims(0), dims(2));
+            let sk = dims(1).get(2).copied().unwrap_or(0) as f64;
+            let d = q.last().copied().unwrap_or(0) as f64;
+            let dv = v.last().copied().unwrap_or(0) as f64;
+            let rows = if dv > 0.0 { n / dv } else { 0.0 };
+            2.0 * rows * sk * (d + dv)
+        }
         Op::Softmax { .. } => n * 24.0,
         Op::LayerNorm { .. } => n * 8.0,
         Op::RmsNorm { .. } => n * 5.0,
@@ -660,5 +670,22 @@ mod tests {
         // f16 is not native on the CPU target.
         let h = TensorType::new(DType::F16, vec![16usize, 256]);
         assert_eq!(m.op_ns(&Op::Unary(UnaryOp::Gelu), &[&h], &h), None);
+    }
+
+    /// Attention's flops are 2·B·H·Sq·Sk·(D + Dv), and the fused op costs
+    /// less than matmul, scale, softmax and matmul.
+    #[test]
+    fn attention_flops_and_cost() {
+        let f = |d: &[usize]| TensorType::new(DType::F32, d.to_vec());
+        let (q, k, v, out) = (f(&[2, 4, 7, 8]), f(&[2, 1, 33, 8]), f(&[2, 1, 33, 5]), f(&[2, 4, 7, 5]));
+        let op = Op::Attention { scale: 0.5, causal: false };
+        assert_eq!(flops(&op, &[&q, &k, &v], &out), 2.0 * (2 * 4 * 7 * 33 * (8 + 5)) as f64);
+        let m = CostModel::for_target(&Target::find("cpu-x86_64").unwrap()).unwrap();
+        let (kt, s, vv, c) = (f(&[2, 4, 8, 33]), f(&[2, 4, 7, 33]), f(&[2, 4, 33, 5]), f(&[]));
+        let decomposed = m.op_ns(&Op::MatMul, &[&q, &kt], &s).unwrap()
+            + m.op_ns(&Op::Binary(nanoc_ir::BinaryOp::Mul), &[&s, &c], &s).unwrap()
+            + m.op_ns(&Op::Softmax { axis: 3 }, &[&s], &s).unwrap()
+            + m.op_ns(&Op::MatMul, &[&s, &vv], &out).unwrap();
+        assert!(m.op_ns(&op, &[&q, &k, &v], &out).unwrap() < decomposed);
     }
 }

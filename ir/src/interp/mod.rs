@@ -9,10 +9,11 @@
 //! work on every dtype.
 //!
 //! Layout by concern: `elementwise` (unary, binary, clip, cast, where,
-//! trilu), `linalg` (matmul, conv), `norm` (softmax, layer_norm, rms_norm),
+//! trilu), `linalg` (matmul, conv), `attention`, `norm` (softmax, layer_norm, rms_norm),
 //! `reduce` (reductions and pooling), `movement` (reshape, transpose,
 //! slice, broadcast, concat, gather).
 
+mod attention;
 mod elementwise;
 mod indexing;
 mod linalg;
@@ -59,6 +60,7 @@ pub fn eval_op(op: &Op, args: &[&Tensor], ty: &TensorType) -> std::result::Resul
             let (x, w, bias) = two_or_three(args)?;
             linalg::conv(x, w, bias, window, *group, ty)
         }
+        Op::Attention { scale, causal } => attention::attention(args, *scale, *causal, ty),
         Op::Softmax { axis } => norm::softmax(one(args)?, *axis, ty),
         Op::LayerNorm { axis, epsilon } => {
             let (x, scale, bias) = two_or_three(args)?;

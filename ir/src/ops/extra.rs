@@ -1,11 +1,11 @@
-//! Type inference of the scan, selection, indexing, padding and
-//! transposed-convolution ops (cumsum, arg_max/arg_min, top_k,
+//! Type inference of attention and of the scan, selection, indexing, padding
+//! and transposed-convolution ops (cumsum, arg_max/arg_min, top_k,
 //! gather_elements, gather_nd, scatter_nd, pad, conv_transpose), kept out
 //! of [`Op::infer`](super::Op::infer)'s match so that it stays readable.
 //! Every extent is computed with checked arithmetic.
 
 use super::{PadMode, ScatterReduction, Window};
-use crate::{DType, TensorType};
+use crate::{DType, Shape, TensorType};
 
 type Inferred = Result<TensorType, String>;
 
@@ -291,4 +291,45 @@ mod tests {
         assert!(infer(arg, &[f(&[2, 0])]).unwrap_err().contains("empty axis"));
         assert!(infer(Op::TopK { axis: 2, k: 1, largest: true }, &[f(&[2, 3])]).unwrap_err().contains("out of range"));
     }
+}
+
+/// attention: q `[B, H, Sq, D]`, k `[B, Hkv, Sk, D]`, v `[B, Hkv, Sk, Dv]`
+/// and an optional mask broadcasting to `[B, H, Sq, Sk]`, all of one float
+/// dtype, `Hkv` dividing `H`; result `[B, H, Sq, Dv]`.
+pub(super) fn attention(args: &[&TensorType]) -> Inferred {
+    let (q, k, v) = (args[0], args[1], args[2]);
+    if !q.dtype.is_float() {
+        return Err(format!("attention expects float operands, got q {q}"));
+    }
+    for (what, t) in [("k", k), ("v", v)].into_iter().chain(args.get(3).map(|m| ("mask", *m))) {
+        if t.dtype != q.dtype {
+            return Err(format!("attention {what} {t} differs in dtype from q {q}"));
+        }
+    }
+    let dims = |what: &str, t: &TensorType| -> Result<[usize; 4], String> {
+        <[usize; 4]>::try_from(t.shape.dims())
+            .map_err(|_| format!("attention {what} must have rank 4 ([batch, heads, seq, head size]), got {t}"))
+    };
+    let [b, h, sq, d] = dims("q", q)?;
+    let [kb, hkv, sk, kd] = dims("k", k)?;
+    let [vb, vh, vs, dv] = dims("v", v)?;
+    if kb != b || vb != b {
+        return Err(format!("attention batch sizes differ: q {q}, k {k}, v {v}"));
+    }
+    if kd != d {
+        return Err(format!("attention head sizes of q {q} and k {k} differ"));
+    }
+    if vh != hkv || vs != sk {
+        return Err(format!("attention v {v} must match k {k} in heads and sequence length"));
+    }
+    if hkv == 0 || h % hkv != 0 {
+        return Err(format!("attention kv heads ({hkv}) must divide query heads ({h})"));
+    }
+    let out_scores = Shape(vec![b, h, sq, sk]);
+    if let Some(m) = args.get(3)
+        && Shape::broadcast(&m.shape, &out_scores).as_ref() != Some(&out_scores)
+    {
+        return Err(format!("attention mask {m} does not broadcast to the scores [{b}, {h}, {sq}, {sk}]"));
+    }
+    Ok(TensorType::new(q.dtype, vec![b, h, sq, dv]))
 }

@@ -66,7 +66,7 @@
 //!   but requires each attribute exactly once (none are optional):
 //!   `clip{min, max}`, `cast{to}`, `trilu{upper, k}`,
 //!   `conv{kernel, strides, pads_begin, pads_end, dilations, group}`,
-//!   `softmax{axis}`, `layer_norm{axis, epsilon}`,
+//!   `attention{scale, causal}`, `softmax{axis}`, `layer_norm{axis, epsilon}`,
 //!   `reduce_sum|reduce_mean|reduce_max{axes, keep_dims}`,
 //!   `max_pool{kernel, strides, pads_begin, pads_end, dilations}`,
 //!   `avg_pool{kernel, strides, pads_begin, pads_end, dilations, count_include_pad}`,

@@ -167,6 +167,7 @@ pub(super) fn attributes(op: &Op) -> Vec<(&'static str, String)> {
         Op::LayerNorm { axis, epsilon } | Op::RmsNorm { axis, epsilon } => {
             vec![("axis", axis.to_string()), ("epsilon", fmt_f32(*epsilon))]
         }
+        Op::Attention { scale, causal } => vec![("scale", fmt_f32(*scale)), ("causal", causal.to_string())],
         Op::Reduce { axes, keep_dims, .. } => vec![("axes", list(axes)), ("keep_dims", keep_dims.to_string())],
         Op::MaxPool { window: w } => window(w),
         Op::AvgPool { window: w, count_include_pad } => {

@@ -193,6 +193,10 @@ fn every_op_graph() -> Graph {
     op(&mut g, "rms_norm", Op::RmsNorm { axis: 1, epsilon: 1e-6 }, &[x, scale]);
     op(&mut g, "rms_norm_plain", Op::RmsNorm { axis: 0, epsilon: 0.5 }, &[x]);
     op(&mut g, "silu", Op::Unary(UnaryOp::Silu), &[x]);
+    // Attention over q = img viewed as [1, 2, 4, 4] and a [4, 4] mask.
+    let mask = g.add_const("attn.mask", ramp(&[4, 4], |i| if i % 5 == 1 { f32::NEG_INFINITY } else { 0.0 }));
+    op(&mut g, "attention", Op::Attention { scale: 0.5, causal: true }, &[img, img, img, mask]);
+    op(&mut g, "attention3", Op::Attention { scale: 1.0, causal: false }, &[img, img, img]);
     g.add_output("logits", logits);
     g.add_output("gathered", gather);
     g.add_output("o\"ut\\", mean);
@@ -362,10 +366,11 @@ fn op_table_covers_every_op_name() {
             Op::CumSum { .. } | Op::ArgReduce { max: true | false, .. } | Op::TopK { .. } => 10,
             Op::GatherElements { .. } | Op::GatherNd { .. } | Op::ScatterNd { .. } | Op::Pad { .. } => 11,
             Op::ConvTranspose { .. } => 12,
+            Op::Attention { .. } => 13,
         }
     }
-    // 32 variants of Op (arg_reduce has two names), 19 unary, 16 binary and 3 reduce kinds.
-    const NAMES: usize = 32 - 3 + 1 + 19 + 16 + 3;
+    // 33 variants of Op (arg_reduce has two names), 19 unary, 16 binary and 3 reduce kinds.
+    const NAMES: usize = 33 - 3 + 1 + 19 + 16 + 3;
 
     let g = every_op_graph();
     let mut names = BTreeSet::new();

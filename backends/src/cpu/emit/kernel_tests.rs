@@ -2,8 +2,9 @@
 //! one-op graph, runs it with `nanoc_ir::interp` and through the JIT, and
 //! compares (bit-exact for integers and copies, 1e-5 relative for float
 //! arithmetic); it also compiles the graph for a bundle, which must be
-//! relocation-free. Covers scans, selection, indexing, padding and
-//! transposed convolution, including out-of-range indices (status 1).
+//! relocation-free. Covers scans, selection, indexing, padding,
+//! transposed convolution and attention, including out-of-range indices
+//! (status 1).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -313,4 +314,56 @@ fn silu_kernels() {
     }
     let big = f32s(&[5], &[-100.0, -20.0, 0.0, 20.0, 100.0]);
     check(Op::Unary(nanoc_ir::UnaryOp::Silu), &[&big], &[]);
+}
+
+/// Smooth pseudo-random values in [-1, 1) (attention scores stay moderate).
+fn smooth(shape: &[usize], seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut s = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let v: Vec<f32> = (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect();
+    f32s(shape, &v)
+}
+
+#[test]
+fn attention_kernels() {
+    // (batch, heads, kv heads, Sq, Sk, D, Dv): odd sizes, GQA 4:1, MQA, Sq < Sk and Sq > Sk.
+    let shapes = [
+        (1, 2, 2, 1, 33, 8, 8),
+        (2, 4, 1, 7, 33, 5, 3),
+        (1, 4, 2, 17, 1, 8, 5),
+        (1, 8, 2, 7, 17, 5, 8),
+        (2, 3, 3, 17, 7, 8, 1),
+    ];
+    for (seed, &(b, h, hkv, sq, sk, d, dv)) in shapes.iter().enumerate() {
+        let seed = seed as u64 * 10;
+        let q = smooth(&[b, h, sq, d], seed + 1);
+        let k = smooth(&[b, hkv, sk, d], seed + 2);
+        let v = smooth(&[b, hkv, sk, dv], seed + 3);
+        // An additive mask broadcast over batch and heads, with some -inf
+        // (row 0 fully masked when Sk = 1), and one per (batch, head).
+        let mask: Vec<f32> =
+            (0..sq * sk).map(|i| if i % 3 == 0 { f32::NEG_INFINITY } else { (i % 5) as f32 * 0.25 }).collect();
+        let mask = f32s(&[sq, sk], &mask);
+        let full = smooth(&[b, h, sq, sk], seed + 4);
+        for causal in [false, true] {
+            let op = Op::Attention { scale: 1.0 / (d as f32).sqrt(), causal };
+            check(op.clone(), &[&q, &k, &v], &[]);
+            check(op.clone(), &[&q, &k, &v, &mask], &[]);
+            check(op, &[&q, &k, &v], &[&full]);
+        }
+    }
+    // A fully masked row gives zeros in both.
+    let q = smooth(&[1, 1, 2, 5], 1);
+    let k = smooth(&[1, 1, 3, 5], 2);
+    let v = smooth(&[1, 1, 3, 4], 3);
+    let mask = f32s(&[2, 1], &[f32::NEG_INFINITY, 0.0]);
+    let y = check(Op::Attention { scale: 0.5, causal: false }, &[&q, &k, &v], &[&mask]);
+    assert_eq!(&y.to_vec::<f32>().unwrap()[..4], &[0.0; 4]);
 }

@@ -3,6 +3,7 @@
 //! operands in order. An emitter first checks that it supports the
 //! node's dtypes and returns a reason if not, before emitting anything.
 
+mod attention;
 mod elementwise;
 mod indexing;
 #[cfg(test)]
@@ -27,6 +28,7 @@ pub fn emit(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(), String
         }
         Op::MatMul => linalg::matmul(kb, node, args),
         Op::Conv { window, group } => linalg::conv(kb, node, args, window, *group),
+        Op::Attention { scale, causal } => attention::attention(kb, node, args, *scale, *causal),
         Op::Softmax { axis } => norm::softmax(kb, node, *axis),
         Op::LayerNorm { axis, epsilon } => norm::layer_norm(kb, node, args, *axis, *epsilon),
         Op::RmsNorm { axis, epsilon } => norm::rms_norm(kb, node, args, *axis, *epsilon),
