@@ -1,7 +1,9 @@
 //! The `attention` op end to end: the fused CPU kernel against the reference
 //! interpreter through the JIT and through a bundle on odd shapes (GQA,
-//! MQA, causal with Sq < Sk and Sq > Sk, with and without a mask), and its
-//! `.ngraph` form round-tripping.
+//! MQA, causal with Sq < Sk and Sq > Sk, with and without a mask), its
+//! `.ngraph` form round-tripping, and the attention-fusion corpus: every
+//! exporter variant fuses to one `attention` node per block and matches
+//! onnxruntime; so do onnxruntime's attention contrib ops once imported.
 
 use nanoc_ir::{DType, Graph, Op, Tensor, TensorType, text};
 use nanoc_tests::*;
@@ -91,4 +93,55 @@ fn attention_text_round_trips() {
     let bad = s.replace("f32[1,2,9,3]", "f32[1,3,9,3]");
     let e = text::parse(&bad, "a.ngraph", None).unwrap_err().to_string();
     assert!(e.contains("must match k") || e.contains("divide"), "{e}");
+}
+
+/// The attention corpus (`tests/fixtures/attention`, see its README): every
+/// variant imports, optimises for the CPU into exactly one `attention` node
+/// per block with no softmax left, and computes onnxruntime's outputs
+/// through the interpreter and the JIT.
+#[test]
+fn attention_corpus_fuses_and_matches_onnxruntime() {
+    let list = std::fs::read_to_string(fixtures_dir().join("attention/CASES.txt")).unwrap();
+    let mut rows = Vec::new();
+    for line in list.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (name, blocks) = line.split_once(' ').unwrap();
+        let blocks: usize = blocks.trim().parse().unwrap();
+        let f = fixture(&format!("attention/{name}"));
+        let (g, r) = f.import_optimized().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let count = |op: &str| r.after.ops.get(op).copied().unwrap_or(0);
+        assert_eq!(count("attention"), blocks, "{name}: {:?}\n{}", r.after.ops, text::print(&g));
+        assert_eq!(count("softmax"), 0, "{name}: {:?}", r.after.ops);
+        // onnxruntime rounds an f16 model to f16 after every op; nanoc computes it in f32.
+        let half = f.outputs.iter().any(|(_, t)| t.dtype() == DType::F16);
+        let (rtol, atol) = if half { (2e-2, 2e-3) } else { (1e-3, 1e-4) };
+        let interp = run_interp(&g, &f.ordered_inputs(&g)).unwrap();
+        compare_all(&format!("{name}: interp vs onnxruntime"), &interp, &f.outputs, rtol, atol).unwrap();
+        let jit = run_jit(&g, &f.inputs).unwrap();
+        compare_all(&format!("{name}: JIT vs onnxruntime"), &jit, &f.outputs, rtol, atol).unwrap();
+        rows.push(format!(
+            "{name}: {} attention, kernels {} -> {}",
+            count("attention"),
+            r.before.kernels,
+            r.after.kernels
+        ));
+    }
+    println!("{}", rows.join("\n"));
+    assert!(rows.len() >= 8);
+}
+
+/// onnxruntime's attention contrib ops (`tests/fixtures/attention_contrib`,
+/// `scripts/gen_contrib_attention_fixtures.py`) import as one `attention`
+/// node each and compute onnxruntime's outputs.
+#[test]
+fn contrib_attention_ops_import_as_attention() {
+    for name in ["mha_bias_attention_bias", "mha_unidirectional", "gqa_no_cache"] {
+        let f = fixture(&format!("attention_contrib/{name}"));
+        let g = f.import().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let atts = g.node_ids().into_iter().filter(|&id| g.node(id).op.name() == "attention").count();
+        assert_eq!(atts, 1, "{name}:\n{}", text::print(&g));
+        let interp = run_interp(&g, &f.ordered_inputs(&g)).unwrap();
+        compare_all(&format!("{name}: interp vs onnxruntime"), &interp, &f.outputs, 1e-3, 1e-4).unwrap();
+        let jit = run_jit(&g, &f.inputs).unwrap();
+        compare_all(&format!("{name}: JIT vs onnxruntime"), &jit, &f.outputs, 1e-3, 1e-4).unwrap();
+    }
 }

@@ -2,7 +2,7 @@
 //! lossless on every fixture; the optimised graph of every fixture computes
 //! what the imported one does (interpreter and JIT); insta snapshots pin the
 //! optimised IR of the model fixtures; GPT-2 and a generated pre-LN decoder
-//! (decomposed LayerNorm/GELU/softmax) fuse as expected; saturation time
+//! (decomposed LayerNorm/GELU/softmax, explicit attention) fuse as expected; saturation time
 //! and e-graph size grow linearly with the number of layers.
 
 use nanoc::egraph::{self, OptOptions, StageLimits, convert, cost};
@@ -75,7 +75,11 @@ fn model_node_and_kernel_counts() {
     let (_, r) = fixture("gpt2").import_optimized().unwrap();
     assert_eq!(r.after.ops.get("gelu"), Some(&2), "{:?}", r.after.ops);
     assert_eq!(r.after.ops.get("erf"), None);
-    assert_eq!(r.before.kernels - r.after.kernels, 8, "two GELUs of five ops each become one op each");
+    assert_eq!(r.after.ops.get("attention"), Some(&2), "{:?}", r.after.ops);
+    assert_eq!(r.after.ops.get("softmax"), None);
+    // Two GELUs of five ops each and two attentions of five ops each
+    // (matmul, div, where, softmax, matmul) become one op each.
+    assert_eq!(r.before.kernels - r.after.kernels, 16);
 }
 
 // ---- a generated pre-LN decoder with decomposed LayerNorm/GELU/softmax ----
@@ -296,14 +300,14 @@ fn embeddings(g: &Graph) -> Tensor {
 }
 
 #[test]
-fn decomposed_decoder_fuses_layer_norm_gelu_and_softmax() {
+fn decomposed_decoder_fuses_layer_norm_gelu_and_attention() {
     let g = Stack::decoder(2, 8, 64, 4);
     let (opt, r) = egraph::optimize(&g, &cpu_target(), &OptOptions::default()).unwrap();
     print!("{}", r.render(true));
     assert_eq!(r.after.ops.get("layer_norm"), Some(&5), "{:?}", r.after.ops);
     assert_eq!(r.after.ops.get("gelu"), Some(&2));
-    assert_eq!(r.after.ops.get("softmax"), Some(&2));
-    for gone in ["reduce_mean", "pow", "sqrt", "erf", "exp", "reduce_max", "reduce_sum"] {
+    assert_eq!(r.after.ops.get("attention"), Some(&2));
+    for gone in ["reduce_mean", "pow", "sqrt", "erf", "exp", "reduce_max", "reduce_sum", "softmax"] {
         assert_eq!(r.after.ops.get(gone), None, "{gone} left: {:?}", r.after.ops);
     }
     let x = embeddings(&g);
@@ -475,8 +479,9 @@ fn cpu_and_npu_extract_differently() {
     println!("---- extracted for cpu-x86_64\n{}\n{}", rc.render(false), text::print(&on_cpu));
     println!("---- extracted for npu-x\n{}\n{}", rn.render(false), text::print(&on_npu));
     let ops = |r: &egraph::OptReport, op: &str| r.after.ops.get(op).copied().unwrap_or(0);
-    // CPU: LayerNorm, GELU and softmax fused; divisions stay divisions.
-    assert_eq!((ops(&rc, "layer_norm"), ops(&rc, "gelu"), ops(&rc, "softmax")), (5, 2, 2), "{:?}", rc.after.ops);
+    // CPU: LayerNorm, GELU and attention fused; divisions stay divisions.
+    assert_eq!((ops(&rc, "layer_norm"), ops(&rc, "gelu"), ops(&rc, "attention")), (5, 2, 2), "{:?}", rc.after.ops);
+    assert_eq!(ops(&rc, "softmax"), 0, "{:?}", rc.after.ops);
     assert_eq!((ops(&rc, "reduce_mean"), ops(&rc, "reciprocal")), (0, 0), "{:?}", rc.after.ops);
     // npu-x: GELU and softmax fused, LayerNorm decomposed (two means each),
     // no division left: one reciprocal per LayerNorm.
@@ -521,7 +526,8 @@ fn cpu_and_npu_extract_differently() {
 /// Provenance: every fused node of the decoder lists exactly the original
 /// nodes of the decomposition the generator wrote for it (LayerNorm: two
 /// means, sub, pow, two adds, sqrt, div, mul; GELU: div, erf, add, two
-/// muls; softmax: max, sub, exp, sum, div), all of them input-graph nodes
+/// muls; attention: the scores' matmul and scale, the softmax's max, sub,
+/// exp, sum and div, the product with v and k's transpose), all of them input-graph nodes
 /// that the optimised graph no longer has.
 #[test]
 fn new_nodes_list_the_nodes_they_replaced() {
@@ -538,6 +544,9 @@ fn new_nodes_list_the_nodes_they_replaced() {
             "layer_norm" => &["add", "add", "div", "mul", "pow", "reduce_mean", "reduce_mean", "sqrt", "sub"],
             "gelu" => &["add", "div", "erf", "mul", "mul"],
             "softmax" => &["div", "exp", "reduce_max", "reduce_sum", "sub"],
+            // The scores' product, scale, softmax, the product with v, and
+            // k's transpose (a new transpose reads k's heads instead).
+            "attention" => &["div", "div", "exp", "matmul", "matmul", "reduce_max", "reduce_sum", "sub", "transpose"],
             _ => continue,
         };
         assert_eq!(ops, want, "{} ({}) replaced {:?}", n.name, n.op, n.replaced);
@@ -546,5 +555,5 @@ fn new_nodes_list_the_nodes_they_replaced() {
         }
         *fused.entry(n.op).or_insert(0) += 1;
     }
-    assert_eq!(fused, [("gelu", 2), ("layer_norm", 5), ("softmax", 2)].into(), "{:?}", r.new_nodes);
+    assert_eq!(fused, [("attention", 2), ("gelu", 2), ("layer_norm", 5)].into(), "{:?}", r.new_nodes);
 }

@@ -5,7 +5,7 @@
 //! | stage | rules | what it does |
 //! | --- | --- | --- |
 //! | `canonicalise` | `rules/algebra.rs` (+ constant folding in the analysis) | identities, commutativity, cancelling transposes/reshapes/casts |
-//! | `fusion` | `rules/activation.rs`, `rules/norm.rs` | GELU (erf, tanh), SiLU, LayerNorm, RMSNorm, softmax from their decompositions |
+//! | `fusion` | `rules/activation.rs`, `rules/norm.rs`, `rules/attention.rs` | GELU (erf, tanh), SiLU, LayerNorm, RMSNorm, softmax from their decompositions; attention from matmul/scale/mask/softmax/matmul |
 //!
 //! Every rule is local (its pattern spans one decomposition), so on a stack
 //! of N identical layers each iteration does O(N) work and the number of
@@ -61,7 +61,7 @@ pub fn default_stages() -> Vec<Stage> {
         Stage { name: "canonicalise", rules: rules::algebra::rules(), limits, fold: true },
         Stage {
             name: "fusion",
-            rules: [rules::activation::rules(), rules::norm::rules()].concat(),
+            rules: [rules::activation::rules(), rules::norm::rules(), rules::attention::rules()].concat(),
             limits,
             fold: false,
         },

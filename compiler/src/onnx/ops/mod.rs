@@ -14,6 +14,7 @@ use super::proto::{AttributeProto, NodeProto};
 use super::tensor::{tensor_from_f64, tensor_from_proto};
 use nanoc_ir::{DType, NodeId, Op, Tensor, TensorType};
 
+mod attention;
 mod contrib;
 mod einsum;
 mod indexing;
@@ -39,7 +40,7 @@ pub(crate) type Res<T> = Result<T, OnnxError>;
 /// The importer for `op_type` in `domain` (`""` or `ai.onnx`), if any.
 pub(crate) fn lookup(domain: &str, op_type: &str) -> Option<ImportFn> {
     if domain == contrib::DOMAIN {
-        return contrib::OPS.iter().find(|(name, _)| *name == op_type).map(|&(_, f)| f);
+        return contrib::OPS.iter().chain(attention::CONTRIB_OPS).find(|(name, _)| *name == op_type).map(|&(_, f)| f);
     }
     if !(domain.is_empty() || domain == "ai.onnx") {
         return None;
@@ -53,6 +54,7 @@ pub(crate) fn lookup(domain: &str, op_type: &str) -> Option<ImportFn> {
         indexing::OPS,
         spatial::OPS,
         einsum::OPS,
+        attention::OPS,
     ]
     .into_iter()
     .flatten()
@@ -71,6 +73,7 @@ pub(crate) fn supported_ops() -> Vec<&'static str> {
         indexing::OPS,
         spatial::OPS,
         einsum::OPS,
+        attention::OPS,
     ]
     .into_iter()
     .flatten()
