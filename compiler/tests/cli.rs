@@ -159,7 +159,7 @@ fn npu_targets_have_no_backend_yet() {
         assert!(e.contains("is an NPU and the NPU backend does not exist yet (issue #6)"), "{args:?}: {e}");
     }
     // The optimiser works for it: the attention scale divisions become
-    // multiplies (the NPU has no division), which the CPU keeps.
+    // multiplies (the NPU has no division); the CPU fuses attention instead.
     let ir = |t: &str| {
         let gpt2 = "tests/fixtures/gpt2/model.onnx";
         let o =
@@ -169,7 +169,7 @@ fn npu_targets_have_no_backend_yet() {
     };
     let (cpu, npu) = (ir("cpu-x86_64"), ir("npu-x"));
     assert!(npu.starts_with("e-graph optimiser, target npu-x") && npu.contains("graph \"gpt2_tiny\""), "{npu}");
-    assert!(cpu.contains("= div(") && !npu.contains("= div("), "{npu}");
+    assert!(cpu.contains("= attention{") && !npu.contains("= div("), "{cpu}\n{npu}");
 }
 
 #[test]
@@ -236,7 +236,11 @@ fn inspect_fusions_lists_what_fused_where() {
         text(&o.stdout)
     };
     let cpu = run("cpu-x86_64");
-    assert!(cpu.starts_with("fusions for target cpu-x86_64: 70 -> 62 kernels"), "{cpu}");
+    assert!(cpu.starts_with("fusions for target cpu-x86_64: 70 -> 54 kernels"), "{cpu}");
+    assert!(
+        cpu.contains("attention      2 nodes replacing 12 (div 2, matmul 4, softmax 2, transpose 2, where 2)"),
+        "{cpu}"
+    );
     let gelu = "gelu           /transformer/h.0/mlp/act/Mul_1/gelu-erf-a <- replaces 5: /transformer/h.0/mlp/act/Div (div), \
                 /transformer/h.0/mlp/act/Erf (erf), /transformer/h.0/mlp/act/Add (add), /transformer/h.0/mlp/act/Mul (mul), \
                 /transformer/h.0/mlp/act/Mul_1 (mul)";
