@@ -982,3 +982,50 @@ fn batch2_unsupported_and_bad_attributes_are_clear_errors() {
     let e = import(&m, &ImportOptions::default()).unwrap_err().to_string();
     assert!(e.contains("pad mode reflect cannot pad dim 0"), "{e}");
 }
+
+#[test]
+fn attention_imports_and_names_what_it_cannot_compute() {
+    let att = |attrs: Vec<AttributeProto>, inputs: &[&str]| node("Attention", "att", inputs, &["y"], attrs);
+    let vis = || {
+        vec![
+            vf("q", &[1, 4, 6]),
+            vf("k", &[1, 5, 6]),
+            vf("v", &[1, 5, 4]),
+            vf("pk", &[1, 2, 3, 3]),
+            vf("pv", &[1, 2, 3, 2]),
+        ]
+    };
+    let heads = || vec![a_i("q_num_heads", 2), a_i("kv_num_heads", 2), a_i("is_causal", 1)];
+    // 3-D, causal, no cache: one attention over split heads, merged back.
+    let g = import_ok(&model_opset(23, vec![att(heads(), &["q", "k", "v"])], vis(), vec![out("y")], vec![]));
+    let a = g.node_ids().into_iter().find(|&id| g.node(id).op.name() == "attention").unwrap();
+    assert_eq!(g.node(a).op, Op::Attention { scale: 1.0 / 3f32.sqrt(), causal: true });
+    assert_eq!(g.node(g.outputs()[0].1).ty, TensorType::new(DType::F32, vec![1, 4, 4]));
+    // With a past cache the triangle is offset by the past length: a mask, not `causal`.
+    let g = import_ok(&model_opset(
+        23,
+        vec![att(heads(), &["q", "k", "v", "", "pk", "pv"])],
+        vis(),
+        vec![out("y")],
+        vec![],
+    ));
+    let a = g.node_ids().into_iter().find(|&id| g.node(id).op.name() == "attention").unwrap();
+    assert_eq!(g.node(a).op, Op::Attention { scale: 1.0 / 3f32.sqrt(), causal: false });
+    assert_eq!(g.args(a).len(), 4);
+    // What nanoc does not compute is named.
+    let mut softcap = heads();
+    softcap.push(a_f("softcap", 2.0));
+    for (opset, attrs, want) in [
+        (23, softcap, "attribute softcap is not supported"),
+        (23, vec![], "3-D inputs need the q_num_heads and kv_num_heads attributes"),
+        (22, heads(), "Attention is an opset-23 op, the model imports opset 22"),
+    ] {
+        let e = import(
+            &model_opset(opset, vec![att(attrs, &["q", "k", "v"])], vis(), vec![out("y")], vec![]),
+            &ImportOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("node `att` (Attention)") && e.contains(want), "{e}");
+    }
+}

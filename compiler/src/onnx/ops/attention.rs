@@ -80,13 +80,18 @@ struct Parts {
     offset: usize,
 }
 
+/// The dims of a rank-4 type.
+fn dims4(t: &TensorType) -> Option<[usize; 4]> {
+    <[usize; 4]>::try_from(t.shape.dims()).ok()
+}
+
 /// Emits the attention node (with the causal triangle as a mask when cached
 /// keys shift it) and returns its `[B, H, Sq, Dv]` result.
 fn emit(c: &mut Ctx<'_, '_>, p: Parts) -> Res<NodeId> {
-    let (tq, tk) = (c.ty(p.q), c.ty(p.k));
-    let dims = |t: &TensorType| t.shape.dims().to_vec();
-    let (dq, dk) = (dims(&tq), dims(&tk));
-    let (sq, d, sk) = (dq[2], dq[3], dk[2]);
+    let (tq, tk, tv) = (c.ty(p.q), c.ty(p.k), c.ty(p.v));
+    let (Some([_, _, sq, d]), Some([_, _, sk, _]), Some(_)) = (dims4(&tq), dims4(&tk), dims4(&tv)) else {
+        return Err(c.err(format!("q, k and v must be [batch, heads, sequence, head size], got {tq}, {tk} and {tv}")));
+    };
     let scale = p.scale.unwrap_or(1.0 / (d as f32).sqrt());
     let mut mask = p.mask;
     let mut causal = p.causal;
@@ -181,6 +186,12 @@ fn onnx_attention(c: &mut Ctx<'_, '_>) -> Res<()> {
     Ok(())
 }
 
+/// A contrib op's `scale` (onnxruntime reads 0, its schema default, as
+/// "not given": `1 / sqrt(head size)`).
+fn contrib_scale(c: &Ctx<'_, '_>) -> Res<Option<f32>> {
+    Ok(c.attr_float("scale")?.filter(|&s| s != 0.0))
+}
+
 /// onnxruntime `MultiHeadAttention`: query `[B, S, D]`, key and value
 /// `[B, L, D]` (or `[B, N, L, H]`), optional bias `[3·D]`-like and
 /// attention_bias; `num_heads`, `scale`, `unidirectional`.
@@ -211,8 +222,9 @@ fn multi_head_attention(c: &mut Ctx<'_, '_>) -> Res<()> {
         let tb = c.ty(bias);
         let (dq, dk, dv) =
             (tq.shape.0[2], c.ty(k).shape.0.last().copied().unwrap_or(0), c.ty(v).shape.0.last().copied().unwrap_or(0));
-        if c.ty(k).shape.rank() != 3 || c.ty(v).shape.rank() != 3 || tb.shape.0 != [dq + dk + dv] {
-            return Err(c.err(format!("bias {tb} must be [{}] with 3-D key and value", dq + dk + dv)));
+        let total = dq.checked_add(dk).and_then(|n| n.checked_add(dv)).ok_or_else(|| c.err("bias size overflows"))?;
+        if c.ty(k).shape.rank() != 3 || c.ty(v).shape.rank() != 3 || tb.shape.0 != [total] {
+            return Err(c.err(format!("bias {tb} must be [{total}] with 3-D key and value")));
         }
         let mut start = 0;
         for (x, n, what) in [(&mut q, dq, "q_bias"), (&mut k, dk, "k_bias"), (&mut v, dv, "v_bias")] {
@@ -231,13 +243,14 @@ fn multi_head_attention(c: &mut Ctx<'_, '_>) -> Res<()> {
     let v = if c.ty(v).shape.rank() == 3 { split_heads(c, v, heads, "v")? } else { v };
     let mask = c.opt_input(5)?;
     let causal = c.attr_bool_or("unidirectional", false)?;
-    let (sq, sk) = (c.ty(q).shape.0[2], c.ty(k).shape.0.get(2).copied().unwrap_or(0));
+    let (sq, sk) = (dims4(&c.ty(q)).map_or(0, |d| d[2]), dims4(&c.ty(k)).map_or(0, |d| d[2]));
     // onnxruntime aligns the triangle at the bottom right.
-    let offset = sk.checked_sub(sq).ok_or_else(|| c.unsupported("unidirectional with more queries than keys"))?;
-    let y = emit(
-        c,
-        Parts { q, k, v, mask, scale: c.attr_float("scale")?, causal, offset: if causal { offset } else { 0 } },
-    )?;
+    let offset = match sk.checked_sub(sq) {
+        Some(o) => o,
+        None if causal => return Err(c.unsupported("unidirectional with more queries than keys")),
+        None => 0,
+    };
+    let y = emit(c, Parts { q, k, v, mask, scale: contrib_scale(c)?, causal, offset })?;
     let y = merge_heads(c, y)?;
     c.set_output(0, y);
     Ok(())
@@ -283,7 +296,7 @@ fn group_query_attention(c: &mut Ctx<'_, '_>) -> Res<()> {
     let q = split_heads(c, q, heads, "q")?;
     let k = split_heads(c, k, kv_heads, "k")?;
     let v = split_heads(c, v, kv_heads, "v")?;
-    let y = emit(c, Parts { q, k, v, mask: None, scale: c.attr_float("scale")?, causal: true, offset: 0 })?;
+    let y = emit(c, Parts { q, k, v, mask: None, scale: contrib_scale(c)?, causal: true, offset: 0 })?;
     let y = merge_heads(c, y)?;
     c.set_output(0, y);
     Ok(())
