@@ -89,6 +89,8 @@ enum Cmd {
         /// Target for --fusions (descriptor name or path; `cpu` is the host CPU).
         #[arg(long, short, default_value = "cpu")]
         target: String,
+        #[command(flatten)]
+        opt: OptArgs,
     },
     /// List the target descriptors in targets/.
     Targets,
@@ -103,11 +105,27 @@ struct OptArgs {
     /// Skip the e-graph optimiser (same as -O0).
     #[arg(long)]
     no_opt: bool,
+    /// Extraction: `greedy` (linear, default) or `dag` (counts shared values once; quadratic worst case).
+    #[arg(long, value_enum, default_value_t = ExtractArg::Greedy)]
+    extract: ExtractArg,
+}
+
+/// `--extract` values.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExtractArg {
+    /// Cheapest e-node per class, counting private operands.
+    Greedy,
+    /// Greedy DAG: cheapest e-node per class counting every needed class once.
+    Dag,
 }
 
 impl OptArgs {
     fn options(&self) -> driver::OptOptions {
-        driver::OptOptions { no_opt: self.no_opt || self.level == 0, ..Default::default() }
+        let extractor = match self.extract {
+            ExtractArg::Greedy => nanoc::egraph::cost::Extractor::Greedy,
+            ExtractArg::Dag => nanoc::egraph::cost::Extractor::Dag,
+        };
+        driver::OptOptions { no_opt: self.no_opt || self.level == 0, extractor, ..Default::default() }
     }
 }
 
@@ -257,12 +275,12 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Cmd::Inspect { model, dims, support, fusions, target } => {
+        Cmd::Inspect { model, dims, support, fusions, target, opt } => {
             if fusions {
                 let t = driver::resolve_target(&target)?;
                 let opts = ImportOptions { dims: parse_dims(&dims)?, ..Default::default() };
                 let g = import(&model, &opts, &pr)?;
-                inspect_fusions(g, &t, &pr)?;
+                inspect_fusions(g, &t, &opt, &pr)?;
             } else if support {
                 inspect_support(&model)?;
             } else if driver::is_bundle(&model) {
@@ -389,8 +407,8 @@ fn inspect_graph(g: &Graph) {
 /// `inspect --fusions`: optimises `g` for `t` and lists every new node of
 /// the result with the original nodes it replaced, then a summary per op.
 /// On an NPU target, new nodes that run on the host CPU are marked.
-fn inspect_fusions(g: Graph, t: &nanoc_targets::Target, pr: &Progress) -> Result<()> {
-    let (out, report) = optimize(g, t, &OptArgs { level: 1, no_opt: false }, pr)?;
+fn inspect_fusions(g: Graph, t: &nanoc_targets::Target, opt: &OptArgs, pr: &Progress) -> Result<()> {
+    let (out, report) = optimize(g, t, opt, pr)?;
     let Some(r) = report else { bail!("the e-graph optimiser did not run") };
     let model = nanoc::egraph::cost::CostModel::for_target(t).map_err(anyhow::Error::msg)?;
     let ids: BTreeMap<&str, nanoc_ir::NodeId> =

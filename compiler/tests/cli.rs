@@ -246,6 +246,13 @@ fn inspect_fusions_lists_what_fused_where() {
                 /transformer/h.0/mlp/act/Mul_1 (mul)";
     assert!(cpu.lines().any(|l| l.trim() == gelu), "{cpu}");
     assert!(cpu.contains("gelu           2 nodes replacing 10 (add 2, div 2, erf 2, mul 4)"), "{cpu}");
+    let dag = nanoc(&["inspect", "-q", "--fusions", gpt2, "--dim", "batch=1", "--dim", "seq=16", "--extract", "dag"]);
+    assert!(dag.status.success(), "{}", text(&dag.stderr));
+    assert!(
+        text(&dag.stdout).contains("gelu           2 nodes replacing 10 (add 2, div 2, erf 2, mul 4)"),
+        "{}",
+        text(&dag.stdout)
+    );
     let npu = run("npu-x");
     assert!(
         npu.contains(

@@ -51,6 +51,8 @@ pub struct OptOptions {
     pub only_rules: Option<Vec<String>>,
     /// Where stage and iteration progress lines go (none by default).
     pub progress: Progress,
+    /// The extraction algorithm.
+    pub extractor: cost::Extractor,
 }
 
 /// A sink for progress lines: each stage's start and every iteration (with
@@ -208,7 +210,7 @@ pub fn optimize(g: &Graph, target: &Target, opts: &OptOptions) -> Result<(Graph,
     opts.progress.say(format_args!("extracting for {} ({} e-classes)", target.name, eg.number_of_classes()));
     let roots: Vec<egg::Id> = c.roots.iter().map(|&r| eg.find(r)).collect();
     let originals: HashSet<lang::ENode> = c.origins.canonical(&eg).into_keys().collect();
-    let ext = cost::extract(&eg, &roots, &model, &originals);
+    let ext = cost::extract_with(&eg, &roots, &model, &originals, opts.extractor);
     let (out, class_of) = convert::to_ir_with_classes(&eg, &roots, &c.origins, |k| {
         ext.choice.get(&eg.find(k)).cloned().unwrap_or_else(|| eg[k].nodes[0].clone())
     })
