@@ -5,7 +5,7 @@
 //! | stage | rules | what it does |
 //! | --- | --- | --- |
 //! | `canonicalise` | `rules/algebra.rs` (+ constant folding in the analysis) | identities, commutativity, cancelling transposes/reshapes/casts |
-//! | `fusion` | `rules/activation.rs`, `rules/norm.rs`, `rules/attention.rs` | GELU (erf, tanh), SiLU, LayerNorm, RMSNorm, softmax from their decompositions; attention from matmul/scale/mask/softmax/matmul |
+//! | `fusion` | `rules/activation.rs`, `rules/norm.rs`, `rules/attention.rs` | GELU (erf, tanh), SiLU, LayerNorm, RMSNorm, softmax from their decompositions (and LayerNorm back into its decomposition, for targets without it); attention from matmul/scale/mask/softmax/matmul |
 //!
 //! Every rule is local (its pattern spans one decomposition), so on a stack
 //! of N identical layers each iteration does O(N) work and the number of

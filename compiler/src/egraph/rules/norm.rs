@@ -30,6 +30,10 @@ pub fn rules() -> Vec<Rule> {
         rw_fn("layer-norm-scale", "(mul (div (sub ?x ?mean) (sqrt (add ?var ?eps))) ?scale)", layer_norm, "", |e| ln_example(e, true, false)),
         // law: (x − mean(x)) / √(mean((x − mean(x))²) + ε) = layer_norm(x, 1)
         rw_fn("layer-norm-plain", "(div (sub ?x ?mean) (sqrt (add ?var ?eps)))", layer_norm, "", |e| ln_example(e, false, false)),
+        // law: layer_norm(x, γ, β) = (x − mean(x)) · 1/√(mean((x − mean(x))²) + ε) · γ + β   (for targets without a native LayerNorm: the cost model decides)
+        rw_fn("layer-norm-decompose", "(layer_norm ?x ?scale ?bias)", layer_norm_decompose, "", |e| ln_fused_example(e, 3)),
+        // law: layer_norm(x, γ) = (x − mean(x)) · 1/√(mean((x − mean(x))²) + ε) · γ
+        rw_fn("layer-norm-decompose-scale", "(layer_norm ?x ?scale)", layer_norm_decompose, "", |e| ln_fused_example(e, 2)),
         // law: x / √(mean(x²) + ε) = rms_norm(x)                          (mean over dims axis..)
         rw_fn("rms-norm-div", "(div ?x (sqrt (add ?ms ?eps)))", rms_norm, "", |e| rms_example(e, RmsForm::Div)),
         // law: x · 1/√(mean(x²) + ε) = rms_norm(x)                        (HF Llama `x * torch.rsqrt(var + eps)`)
@@ -108,6 +112,52 @@ fn layer_norm(m: &Match<'_>) -> Vec<Term> {
         out.push(Term::node(op, args));
     }
     out
+}
+
+/// The decomposition of every f32 `layer_norm` in the matched class over
+/// exactly the pattern's operands, with the division as a multiply by a
+/// reciprocal (the form NPUs with a reciprocal lookup table run).
+fn layer_norm_decompose(m: &Match<'_>) -> Vec<Term> {
+    let Some(x) = m.var("?x") else { return Vec::new() };
+    let operands: Vec<Id> = [Some(x), m.var("?scale"), m.var("?bias")].into_iter().flatten().collect();
+    let xt = &m.data(x).ty;
+    if xt.dtype != nanoc_ir::DType::F32 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (op, kids) in m.ops(m.eclass, "layer_norm") {
+        let Op::LayerNorm { axis, epsilon } = op else { continue };
+        if kids != operands {
+            continue;
+        }
+        let axes: Vec<usize> = (*axis..xt.shape.rank()).collect();
+        let mean = Term::node(reduce(ReduceKind::Mean, &axes), vec![Term::Class(x)]);
+        let centred = Term::node(bin(BinaryOp::Sub), vec![Term::Class(x), mean]);
+        let square = Term::node(bin(BinaryOp::Mul), vec![centred.clone(), centred.clone()]);
+        let var = Term::node(reduce(ReduceKind::Mean, &axes), vec![square]);
+        let var_eps = Term::node(bin(BinaryOp::Add), vec![var, Term::Const(Tensor::scalar(*epsilon))]);
+        let sd = Term::node(Op::Unary(UnaryOp::Sqrt), vec![var_eps]);
+        let inv = Term::node(Op::Unary(UnaryOp::Reciprocal), vec![sd]);
+        let mut y = Term::node(bin(BinaryOp::Mul), vec![centred, inv]);
+        if let Some(&s) = kids.get(1) {
+            y = Term::node(bin(BinaryOp::Mul), vec![y, Term::Class(s)]);
+        }
+        if let Some(&b) = kids.get(2) {
+            y = Term::node(bin(BinaryOp::Add), vec![y, Term::Class(b)]);
+        }
+        out.push(y);
+    }
+    out
+}
+
+/// A fused `layer_norm` over the last dim of f32[2,3,8] with `operands`
+/// operands (x, scale, then bias).
+fn ln_fused_example(e: &mut Ex, operands: usize) -> NodeId {
+    let mut args = vec![e.input("f32[2,3,8]")];
+    for _ in 1..operands {
+        args.push(e.input("f32[8]"));
+    }
+    e.op(Op::LayerNorm { axis: 2, epsilon: 1e-5 }, &args)
 }
 
 /// `rms_norm(x)` when `?ms` is the mean of `x · x` (or `x²`) over x's
