@@ -276,7 +276,7 @@ mod corpus {
         let dir = fuzz::corpus_dir("toml");
         reset(&dir);
         let tdir = nanoc_targets::targets_dir();
-        for t in ["cpu-x86_64", "cpu-aarch64"] {
+        for t in ["cpu-x86_64", "cpu-aarch64", "npu-x", "ethos-u55-256"] {
             std::fs::copy(tdir.join(format!("{t}.toml")), dir.join(format!("{t}.toml"))).unwrap();
         }
 

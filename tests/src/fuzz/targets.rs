@@ -966,7 +966,28 @@ fn run_toml(data: &[u8]) -> Result<String, String> {
         let gutter = |l: &str| l.split_once('|').is_some_and(|(a, _)| a.trim().bytes().all(|b| b.is_ascii_digit()));
         msg.lines().filter(|l| !gutter(l)).collect::<Vec<_>>().join("\n")
     })?;
-    Ok(format!("{:?}", t.kind))
+    if t.npu().is_none() {
+        return Ok(format!("{:?}", t.kind));
+    }
+    // An NPU descriptor drives the optimiser's cost model: build it (this
+    // loads the host CPU descriptor) and cost a matmul and a convolution.
+    let model = nanoc::egraph::cost::CostModel::for_target(&t)
+        .map_err(|e| e.split(": key").next().unwrap_or("").to_string())?;
+    let f = |d: &[usize]| nanoc_ir::TensorType::new(nanoc_ir::DType::F32, d.to_vec());
+    let (x, w, y) = (f(&[1, 8, 64]), f(&[64, 48]), f(&[1, 8, 48]));
+    let matmul = model.op_ns_with(&nanoc_ir::Op::MatMul, &[&x, &w], &[false, true], &y);
+    let window = nanoc_ir::Window {
+        kernel: vec![3, 3],
+        strides: vec![1, 1],
+        pads_begin: vec![1, 1],
+        pads_end: vec![1, 1],
+        dilations: vec![1, 1],
+    };
+    let (img, k, out) = (f(&[1, 8, 16, 16]), f(&[16, 8, 3, 3]), f(&[1, 16, 16, 16]));
+    let conv = nanoc_ir::Op::Conv { window, group: 1 };
+    let conv_ns = model.op_ns_with(&conv, &[&img, &k], &[false, true], &out);
+    let native = model.runs_natively(&conv, &[&img, &k], &[false, true], &out);
+    Ok(format!("{:?} matmul {} conv {} native {native}", t.kind, matmul.is_some(), conv_ns.is_some()))
 }
 
 /// Key/value edits: a value becomes a boundary value of another type, a key
