@@ -22,6 +22,7 @@ pub mod weights;
 pub use dtype::DType;
 pub use error::{IrError, Result};
 pub use graph::{Graph, Node, NodeId};
+pub use ops::{Arg, Program, Step, is_fusable};
 pub use ops::{BinaryOp, Op, OpClass, ReduceKind, UnaryOp, Window, matmul_shape, quant_param_map};
 pub use ops::{PadMode, ScatterReduction};
 pub use shape::{Shape, TensorType};

@@ -8,6 +8,9 @@
 use crate::{DType, Shape, Tensor, TensorType};
 
 mod extra;
+mod program;
+
+pub use program::{Arg, Program, Step, is_fusable};
 
 /// Elementwise unary functions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -466,6 +469,24 @@ pub enum Op {
         /// Cells added after each dim.
         pads_end: Vec<usize>,
     },
+    // ---- fusion -------------------------------------------------------
+    /// Elementwise ops fused into one kernel: `body` (see [`Program`]) over
+    /// the operands, which broadcast (numpy) to the result; one loop nest,
+    /// no intermediate buffers.
+    Fused {
+        /// The fused steps.
+        body: Program,
+    },
+    /// `matmul(a, b)` (both of rank >= 2) whose every product element
+    /// passes through `epilogue` before it is stored. Operands a, b, then
+    /// the epilogue's extra operands; in the epilogue `x0` is the product
+    /// and `x<i>` operand `i + 1`. The extras broadcast to the product's
+    /// shape, which the result keeps.
+    MatMulEpilogue {
+        /// The epilogue.
+        epilogue: Program,
+    },
+
     /// Transposed N-d convolution, NC[spatial] layout; operands x, w
     /// `[C, M/group, k...]` [, bias `[M]`]. `window.pads_*` crop the full
     /// output; `output_padding` extends it at the end first.
@@ -575,6 +596,8 @@ impl Op {
             Op::ScatterNd { .. } => "scatter_nd",
             Op::Pad { .. } => "pad",
             Op::ConvTranspose { .. } => "conv_transpose",
+            Op::Fused { .. } => "fused",
+            Op::MatMulEpilogue { .. } => "matmul_epilogue",
         }
     }
 
@@ -600,6 +623,8 @@ impl Op {
                 OpClass::Movement
             }
             Op::ConvTranspose { .. } => OpClass::Contraction,
+            Op::Fused { .. } => OpClass::Elementwise,
+            Op::MatMulEpilogue { .. } => OpClass::Contraction,
         }
     }
 
@@ -621,7 +646,8 @@ impl Op {
             Op::ScatterNd { .. } => (3, 3),
             Op::Pad { .. } => (1, 2),
             Op::ConvTranspose { .. } => (2, 3),
-            Op::Concat { .. } => (1, usize::MAX),
+            Op::Concat { .. } | Op::Fused { .. } => (1, usize::MAX),
+            Op::MatMulEpilogue { .. } => (2, usize::MAX),
         }
     }
 
@@ -893,6 +919,22 @@ impl Op {
             Op::Pad { mode, pads_begin, pads_end } => extra::pad(args, *mode, pads_begin, pads_end),
             Op::ConvTranspose { window, group, output_padding } => {
                 extra::conv_transpose(args, window, *group, output_padding)
+            }
+            Op::Fused { body } => body.infer(args),
+            Op::MatMulEpilogue { epilogue } => {
+                let (a, b) = (args[0], args[1]);
+                if a.shape.rank() < 2 || b.shape.rank() < 2 {
+                    return Err(format!("matmul_epilogue needs operands of rank >= 2, got {a} and {b}"));
+                }
+                same_dtype(a, b)?;
+                let product = TensorType::new(a.dtype, matmul_shape(&a.shape, &b.shape)?);
+                let mut operands = vec![&product];
+                operands.extend_from_slice(&args[2..]);
+                let out = epilogue.infer(&operands).map_err(|e| format!("epilogue: {e}"))?;
+                if out.shape != product.shape {
+                    return Err(format!("the epilogue makes the product {} a {}", product.shape, out.shape));
+                }
+                Ok(out)
             }
             Op::Gather { axis } => {
                 let (data, idx) = (args[0], args[1]);

@@ -2,13 +2,15 @@
 //! lossless on every fixture; the optimised graph of every fixture computes
 //! what the imported one does (interpreter and JIT); insta snapshots pin the
 //! optimised IR of the model fixtures; GPT-2 and a generated pre-LN decoder
-//! (decomposed LayerNorm/GELU/softmax, explicit attention) fuse as expected; saturation time
-//! and e-graph size grow linearly with the number of layers.
+//! (decomposed LayerNorm/GELU/softmax, explicit attention) and Llama-style
+//! blocks (RMSNorm, SwiGLU) fuse as expected, with bias, activation and
+//! residual adds as matmul epilogues; saturation time and e-graph size grow
+//! linearly with the number of layers.
 
 use nanoc::egraph::{self, OptOptions, StageLimits, convert, cost};
 use nanoc_ir::{BinaryOp, Bytes, DType, Graph, NodeId, Op, ReduceKind, Tensor, TensorType, UnaryOp, text};
 use nanoc_tests::*;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -72,14 +74,41 @@ fn model_node_and_kernel_counts() {
         assert_eq!(r.after, egraph::GraphStats::of(&g));
         assert!(r.after.kernels <= r.before.kernels, "{name}: more kernels after optimising");
     }
-    let (_, r) = fixture("gpt2").import_optimized().unwrap();
-    assert_eq!(r.after.ops.get("gelu"), Some(&2), "{:?}", r.after.ops);
+    let (g, r) = fixture("gpt2").import_optimized().unwrap();
+    let uses = op_uses(&g);
+    assert_eq!(uses.get("gelu"), Some(&2), "{uses:?}");
     assert_eq!(r.after.ops.get("erf"), None);
     assert_eq!(r.after.ops.get("attention"), Some(&2), "{:?}", r.after.ops);
     assert_eq!(r.after.ops.get("softmax"), None);
     // Two GELUs of five ops each and two attentions of five ops each
-    // (matmul, div, where, softmax, matmul) become one op each.
-    assert_eq!(r.before.kernels - r.after.kernels, 16);
+    // (matmul, div, where, softmax, matmul) become one op each (-16); 8 of
+    // the 9 other matmuls take their bias, GELU and residual add as an
+    // epilogue (-XX).
+    assert_eq!(r.after.ops.get("matmul_epilogue"), Some(&8), "{:?}", r.after.ops);
+    assert_eq!((r.before.kernels, r.after.kernels), (70, 0));
+}
+
+/// How often each op runs in `g`, counting the steps of fused programs
+/// (`matmul_epilogue` epilogues and `fused` bodies) as their ops.
+fn op_uses(g: &Graph) -> BTreeMap<&'static str, usize> {
+    let mut uses = BTreeMap::new();
+    for id in g.node_ids() {
+        let op = &g.node(id).op;
+        let program = match op {
+            Op::Input | Op::Const(_) => continue,
+            Op::Fused { body } => Some(body),
+            Op::MatMulEpilogue { epilogue } => Some(epilogue),
+            _ => None,
+        };
+        if matches!(op, Op::MatMulEpilogue { .. }) {
+            *uses.entry("matmul").or_default() += 1;
+        }
+        match program {
+            Some(p) => p.steps.iter().for_each(|s| *uses.entry(s.op.name()).or_default() += 1),
+            None => *uses.entry(op.name()).or_default() += 1,
+        }
+    }
+    uses
 }
 
 // ---- a generated pre-LN decoder with decomposed LayerNorm/GELU/softmax ----
@@ -304,12 +333,16 @@ fn decomposed_decoder_fuses_layer_norm_gelu_and_attention() {
     let g = Stack::decoder(2, 8, 64, 4);
     let (opt, r) = egraph::optimize(&g, &cpu_target(), &OptOptions::default()).unwrap();
     print!("{}", r.render(true));
-    assert_eq!(r.after.ops.get("layer_norm"), Some(&5), "{:?}", r.after.ops);
-    assert_eq!(r.after.ops.get("gelu"), Some(&2));
-    assert_eq!(r.after.ops.get("attention"), Some(&2));
+    let uses = op_uses(&opt);
+    assert_eq!(uses.get("layer_norm"), Some(&5), "{uses:?}");
+    assert_eq!(uses.get("gelu"), Some(&2), "{uses:?}");
+    assert_eq!(uses.get("attention"), Some(&2), "{uses:?}");
     for gone in ["reduce_mean", "pow", "sqrt", "erf", "exp", "reduce_max", "reduce_sum", "softmax"] {
-        assert_eq!(r.after.ops.get(gone), None, "{gone} left: {:?}", r.after.ops);
+        assert_eq!(uses.get(gone), None, "{gone} left: {uses:?}");
     }
+    // Every linear layer's bias (and the GELU, the residual adds) and the
+    // attention scores' scale are epilogues.
+    assert_eq!(r.after.ops.get("matmul_epilogue"), Some(&10), "{:?}", r.after.ops);
     let x = embeddings(&g);
     let want = run_interp(&g, std::slice::from_ref(&x)).unwrap();
     let got = run_interp(&opt, std::slice::from_ref(&x)).unwrap();
@@ -323,11 +356,16 @@ fn decomposed_llama_blocks_fuse_rms_norm_and_silu() {
     let g = Stack::llama_mlp_stack(3, 7, 33);
     let (opt, r) = egraph::optimize(&g, &cpu_target(), &OptOptions::default()).unwrap();
     print!("{}", r.render(true));
-    assert_eq!(r.after.ops.get("rms_norm"), Some(&4), "{:?}", r.after.ops);
-    assert_eq!(r.after.ops.get("silu"), Some(&3), "{:?}", r.after.ops);
+    let uses = op_uses(&opt);
+    assert_eq!(uses.get("rms_norm"), Some(&4), "{uses:?}");
+    assert_eq!(uses.get("silu"), Some(&3), "{uses:?}");
     for gone in ["reduce_mean", "pow", "sqrt", "reciprocal", "div", "sigmoid", "cast"] {
-        assert_eq!(r.after.ops.get(gone), None, "{gone} left: {:?}", r.after.ops);
+        assert_eq!(uses.get(gone), None, "{gone} left: {uses:?}");
     }
+    // SwiGLU: the gate's SiLU and the product with the up projection are
+    // the gate matmul's epilogue; the residual add is the down projection's.
+    assert_eq!(r.after.ops.get("matmul_epilogue"), Some(&6), "{:?}", r.after.ops);
+    assert_eq!(r.after.kernels, 13, "{:?}", r.after.ops);
     let x = embeddings(&g);
     let want = run_interp(&g, std::slice::from_ref(&x)).unwrap();
     let got = run_interp(&opt, std::slice::from_ref(&x)).unwrap();

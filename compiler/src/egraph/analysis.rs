@@ -34,6 +34,11 @@ pub struct ClassData {
     pub value: Option<Tensor>,
     /// True if the class is computed from constants only (of any size).
     pub is_const: bool,
+    /// Ops on the longest path from a leaf, through the class's shallowest
+    /// e-node (leaves 0). A class that depends on another is deeper than
+    /// it; the epilogue rules use this to skip operands computed from the
+    /// product itself.
+    pub depth: u32,
 }
 
 impl ClassData {
@@ -107,16 +112,16 @@ impl Analysis<ENode> for NanoAnalysis {
         }
         let bad = |eg: &mut EGraph, msg: String| {
             eg.analysis.errors.push(msg);
-            ClassData { ty: placeholder(), value: None, is_const: false }
+            ClassData { ty: placeholder(), value: None, is_const: false, depth: 0 }
         };
         let Some(info) = enode.info() else { return bad(eg, format!("wildcard `{enode}` added to the e-graph")) };
         match &info.kind {
             OpKind::Input(i) => match eg.analysis.inputs.get(*i) {
-                Some(ty) => ClassData { ty: ty.clone(), value: None, is_const: false },
+                Some(ty) => ClassData { ty: ty.clone(), value: None, is_const: false, depth: 0 },
                 None => bad(eg, format!("no graph input #{i}")),
             },
             OpKind::Const(i) => match eg.analysis.consts.get(*i) {
-                Some(t) => ClassData { ty: t.ty().clone(), value: small(t), is_const: true },
+                Some(t) => ClassData { ty: t.ty().clone(), value: small(t), is_const: true, depth: 0 },
                 None => bad(eg, format!("no constant #{i}")),
             },
             OpKind::Op(cell) => {
@@ -136,7 +141,8 @@ impl Analysis<ENode> for NanoAnalysis {
                 } else {
                     None
                 };
-                ClassData { ty, value, is_const }
+                let depth = kids.iter().map(|d| d.depth).max().unwrap_or(0).saturating_add(1);
+                ClassData { ty, value, is_const, depth }
             }
         }
     }
@@ -160,6 +166,14 @@ impl Analysis<ENode> for NanoAnalysis {
                 to_b = true;
             } else {
                 a.is_const = true;
+                to_a = true;
+            }
+        }
+        if a.depth != b.depth {
+            if a.depth < b.depth {
+                to_b = true;
+            } else {
+                a.depth = b.depth;
                 to_a = true;
             }
         }

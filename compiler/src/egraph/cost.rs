@@ -48,6 +48,13 @@
 //!    uses); shared operands are computed anyway and count zero. A value is
 //!    thus counted once, costs stay local, and a fusion deep in the graph is
 //!    decided as precisely as one at the top.
+//! 3. "Used by two classes" over the whole e-graph overstates sharing: the
+//!    dead intermediates of a fused decomposition (GELU's `x / √2` and
+//!    `x · (…)`) or the alternatives that fuse across layers (epilogues)
+//!    use a value that the extracted graph uses once. So phase 2 is
+//!    repeated with "shared" recomputed from the uses in the graph it
+//!    extracted (a few rounds, until nothing changes); the round with the
+//!    lowest estimate wins.
 //!
 //! Costs are integers (picoseconds), so ties are exact; on a tie the
 //! original e-node wins, so a rewrite that gains nothing changes nothing.
@@ -61,7 +68,7 @@
 use super::analysis::EGraph;
 use super::lang::{ENode, OpKind};
 use egg::{Id, Language};
-use nanoc_ir::{DType, Graph, Op, OpClass, TensorType, UnaryOp, Window};
+use nanoc_ir::{Arg, DType, Graph, Op, OpClass, Program, TensorType, UnaryOp, Window};
 use nanoc_targets::{NpuDesc, OpConstraints, Sparsity, Target, TargetKind};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -357,6 +364,14 @@ fn flops(op: &Op, args: &[&TensorType], out: &TensorType) -> f64 {
             let w = args.get(1).map_or(1.0, |w| w.shape.dims().iter().skip(1).product::<usize>() as f64);
             2.0 * n * w
         }
+        Op::Fused { body } => program_flops(body, args),
+        Op::MatMulEpilogue { epilogue } => {
+            let k = args.first().and_then(|a| a.shape.dims().last()).copied().unwrap_or(1) as f64;
+            let product = TensorType::new(out.dtype, out.shape.clone());
+            let mut operands = vec![&product];
+            operands.extend_from_slice(args.get(2..).unwrap_or_default());
+            2.0 * n * k + program_flops(epilogue, &operands)
+        }
         Op::Unary(u) => n * unary_flops(*u),
         Op::Binary(_) => {
             n * match op.name() {
@@ -385,6 +400,27 @@ fn flops(op: &Op, args: &[&TensorType], out: &TensorType) -> f64 {
             OpClass::Contraction | OpClass::Normalization => 4.0 * n,
         },
     }
+}
+
+/// Arithmetic of a fused program: the sum of its steps' (a step that does
+/// not type-check counts nothing; the op's own type check rejects it).
+fn program_flops(p: &Program, operands: &[&TensorType]) -> f64 {
+    let Ok(types) = p.step_types(operands) else { return 0.0 };
+    p.steps
+        .iter()
+        .zip(&types)
+        .map(|(step, ty)| {
+            let tys: Vec<&TensorType> = step
+                .args
+                .iter()
+                .filter_map(|&a| match a {
+                    Arg::Operand(i) => operands.get(i).copied(),
+                    Arg::Step(i) => types.get(i),
+                })
+                .collect();
+            flops(&step.op, &tys, ty)
+        })
+        .sum()
 }
 
 /// Flops per element of a unary function: the polynomial and range
@@ -548,10 +584,54 @@ pub fn extract_with(
         }
     }
 
-    let best = match extractor {
+    // The classes reachable from the roots through the chosen e-nodes, the
+    // estimate (each once), and which are shared there (a root, or used by
+    // two chosen e-nodes of different classes).
+    let walk = |best: &[Option<(u64, usize)>]| {
+        let mut users = vec![usize::MAX; n];
+        let mut used_twice = vec![false; n];
+        let mut seen = vec![false; n];
+        let mut stack: Vec<usize> = roots.iter().map(|&r| ix(r)).collect();
+        for &r in &stack {
+            used_twice[r] = true;
+        }
+        let mut ps = 0u64;
+        while let Some(c) = stack.pop() {
+            if std::mem::replace(&mut seen[c], true) {
+                continue;
+            }
+            if let Some((_, j)) = best[c] {
+                let cand = &cands[c][j];
+                ps = ps.saturating_add(cand.cost.unwrap_or(0));
+                for &k in &cand.kids {
+                    used_twice[k] |= users[k] != usize::MAX && users[k] != c;
+                    users[k] = c;
+                    stack.push(k);
+                }
+            }
+        }
+        (ps, used_twice)
+    };
+    let mut best = match extractor {
         Extractor::Greedy => greedy_pass(&cands, &rank, &order, &shared),
         Extractor::Dag => dag_pass(&cands, &rank, &order),
     };
+    let (mut best_ps, mut used) = walk(&best);
+    // Greedy: re-decide "private" from the extracted graph's uses (step 3).
+    if matches!(extractor, Extractor::Greedy) {
+        for _ in 0..3 {
+            if used == shared {
+                break;
+            }
+            shared = used;
+            let next = greedy_pass(&cands, &rank, &order, &shared);
+            let (ps, next_used) = walk(&next);
+            used = next_used;
+            if ps < best_ps {
+                (best, best_ps) = (next, ps);
+            }
+        }
+    }
 
     let mut choice: HashMap<Id, ENode> = HashMap::with_capacity(n);
     for (ci, b) in best.iter().enumerate() {
@@ -559,21 +639,7 @@ pub fn extract_with(
             choice.insert(ids[ci], cands[ci][*j].node.clone());
         }
     }
-    // The estimate: each reachable chosen e-node once.
-    let mut seen = vec![false; n];
-    let mut stack: Vec<usize> = roots.iter().map(|&r| ix(r)).collect();
-    let mut ps = 0u64;
-    while let Some(c) = stack.pop() {
-        if std::mem::replace(&mut seen[c], true) {
-            continue;
-        }
-        if let Some((_, j)) = best[c] {
-            let cand = &cands[c][j];
-            ps = ps.saturating_add(cand.cost.unwrap_or(0));
-            stack.extend(cand.kids.iter().copied());
-        }
-    }
-    Extraction { choice, estimate_ns: ps as f64 / 1000.0 }
+    Extraction { choice, estimate_ns: best_ps as f64 / 1000.0 }
 }
 
 /// Phase 2, greedy: in the critical-path order, each class takes its

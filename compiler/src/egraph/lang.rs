@@ -196,8 +196,24 @@ fn print_op(op: &Op, ty: &TensorType) -> String {
     let s = text::print(&g);
     let line = s.lines().find(|l| l.contains("= ")).unwrap_or_default();
     let after = line.split_once("= ").map_or("", |(_, r)| r);
-    let head = after.split_once('(').map_or(after, |(h, _)| h);
-    head.chars().filter(|c| !c.is_whitespace()).collect()
+    // The head ends at the first `(` outside a quoted attribute value (a
+    // fused program is a string with parentheses of its own).
+    let mut quoted = false;
+    let mut escaped = false;
+    let end = after
+        .char_indices()
+        .find(|&(_, c)| {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if quoted => escaped = true,
+                '"' => quoted = !quoted,
+                '(' if !quoted => return true,
+                _ => {}
+            }
+            false
+        })
+        .map_or(after.len(), |(i, _)| i);
+    after[..end].chars().filter(|c| !c.is_whitespace()).collect()
 }
 
 /// Whether `op` takes its result type from the node: asked of the first
@@ -446,6 +462,15 @@ mod tests {
         let n = ENode::op(&Op::Binary(BinaryOp::Add), &[&t, &t], &t, vec![Id::from(0), Id::from(1)]);
         assert_eq!(n.to_string(), "add");
         assert_eq!(ENode::input(3).to_string(), "input#3");
+        // A fused program's parentheses are part of the key.
+        let p = nanoc_ir::Program::default().then(Op::Binary(BinaryOp::Sub), vec![nanoc_ir::Arg::Operand(0)]);
+        let q = p.then(Op::Unary(UnaryOp::Neg), vec![nanoc_ir::Arg::Step(0)]);
+        let (n1, n2) = (
+            ENode::op(&Op::Fused { body: p }, &[&t], &t, vec![]),
+            ENode::op(&Op::Fused { body: q }, &[&t], &t, vec![]),
+        );
+        assert_eq!(n2.to_string(), r#"fused{body="sub(x0),neg(t0)"}"#);
+        assert_ne!(n1.op_id(), n2.op_id());
     }
 
     #[test]

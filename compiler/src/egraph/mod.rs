@@ -1,7 +1,7 @@
 //! The e-graph optimiser (egg).
 //!
 //! ```text
-//! Graph ─to_egraph─▶ EGraph ─stage canonicalise─▶ ─stage fusion─▶ extract (target cost) ─to_ir─▶ Graph
+//! Graph ─to_egraph─▶ EGraph ─canonicalise─▶ ─fusion─▶ ─epilogue─▶ extract (target cost) ─to_ir─▶ Graph
 //! ```
 //!
 //! - `lang.rs`: the [`egg::Language`]: one e-node shape for every IR op,

@@ -11,10 +11,12 @@
 //! Layout by concern: `elementwise` (unary, binary, clip, cast, where,
 //! trilu), `linalg` (matmul, conv), `attention`, `norm` (softmax, layer_norm, rms_norm),
 //! `reduce` (reductions and pooling), `movement` (reshape, transpose,
-//! slice, broadcast, concat, gather).
+//! slice, broadcast, concat, gather), `fused` (fused programs, step by
+//! step through the ops above).
 
 mod attention;
 mod elementwise;
+mod fused;
 mod indexing;
 mod linalg;
 mod movement;
@@ -115,6 +117,8 @@ pub fn eval_op(op: &Op, args: &[&Tensor], ty: &TensorType) -> std::result::Resul
             let (x, w, bias) = two_or_three(args)?;
             linalg::conv_transpose(x, w, bias, window, *group, ty)
         }
+        Op::Fused { body } => fused::program(body, args),
+        Op::MatMulEpilogue { epilogue } => fused::matmul_epilogue(epilogue, args),
     }
 }
 

@@ -100,6 +100,7 @@ mod print;
 mod tests;
 
 pub use parse::parse;
+pub(crate) use print::attributes as op_attributes;
 pub use print::{external_weights, print};
 
 /// The name of every op written `name{attrs}(args)` (all ops but `input`

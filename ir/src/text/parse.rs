@@ -2,8 +2,8 @@
 
 use crate::weights::Weights;
 use crate::{
-    BinaryOp, Bytes, DType, Element, Graph, IrError, NodeId, Op, PadMode, ReduceKind, Result, ScatterReduction, Tensor,
-    TensorType, UnaryOp, Window,
+    Arg, BinaryOp, Bytes, DType, Element, Graph, IrError, NodeId, Op, PadMode, Program, ReduceKind, Result,
+    ScatterReduction, Step, Tensor, TensorType, UnaryOp, Window,
 };
 use half::{bf16, f16};
 use std::collections::{HashMap, HashSet};
@@ -159,6 +159,8 @@ pub(super) const OPS: &[OpDef] = &[
         pads_begin: a.usize_list("pads_begin")?,
         pads_end: a.usize_list("pads_end")?
     })),
+    op!("fused", &["body"], |a| Ok(Op::Fused { body: a.program("body")? })),
+    op!("matmul_epilogue", &["epilogue"], |a| Ok(Op::MatMulEpilogue { epilogue: a.program("epilogue")? })),
     op!("conv_transpose", CONV_TRANSPOSE, |a| Ok(Op::ConvTranspose {
         window: a.window()?,
         group: a.usize("group")?,
@@ -455,6 +457,37 @@ impl Attrs<'_> {
         self.list(name, "integers", num::<i64>)
     }
 
+    /// A fused program: a quoted string of steps (see `ops/program.rs`),
+    /// parsed with the `.ngraph` lexer and op table; errors point into the
+    /// string.
+    fn program(&mut self, name: &str) -> Result<Program> {
+        let a = self.get(name)?;
+        let expected = "a quoted program like \"sigmoid(x0), mul(x0, t0)\"";
+        let (text, at) = match &a.val {
+            AttrVal::Scalar(Token { tok: Tok::Str(s), pos }) => (s.clone(), *pos),
+            AttrVal::Scalar(t) => return Err(self.bad(a, t.pos, expected, &t.tok)),
+            AttrVal::List(_) => return Err(self.bad(a, a.val_pos, expected, &Tok::Punct('['))),
+        };
+        // A position in the string, as a position in the file (the string
+        // has no newlines or escapes when it is a program).
+        let shift = |p: Pos| Pos { line: at.line + p.line - 1, col: if p.line == 1 { at.col + p.col } else { p.col } };
+        let toks = lex(&text, self.file).map_err(|e| match e {
+            IrError::Parse { file, line, col, msg } => {
+                let p = shift(Pos { line, col });
+                IrError::Parse { file, line: p.line, col: p.col, msg }
+            }
+            other => other,
+        })?;
+        let toks = toks.into_iter().map(|t| Token { pos: shift(t.pos), tok: t.tok }).collect();
+        let mut p = Parser::new(toks, self.file, None);
+        p.program_steps().map_err(|e| match e {
+            IrError::Parse { file, line, col, msg } => {
+                IrError::Parse { file, line, col, msg: format!("attribute `{name}` of `{}`: {msg}", self.op) }
+            }
+            other => other,
+        })
+    }
+
     fn window(&mut self) -> Result<Window> {
         Ok(Window {
             kernel: self.usize_list("kernel")?,
@@ -689,8 +722,8 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// `name{attrs}(args) "node" : type`, after the name.
-    fn op_node(&mut self, def: &'static OpDef, op_pos: Pos) -> Result<NodeId> {
+    /// `{attrs}` after an op name (optional), and the op they make.
+    fn op_attrs(&mut self, def: &'static OpDef, op_pos: Pos) -> Result<Op> {
         let mut attrs = Attrs { op: def.name, op_pos, file: self.file, items: Vec::new() };
         if self.eat_punct('{') {
             while !self.eat_punct('}') {
@@ -704,7 +737,62 @@ impl<'a> Parser<'a> {
                 attrs.items.push(a);
             }
         }
-        let op = (def.ctor)(&mut attrs)?;
+        (def.ctor)(&mut attrs)
+    }
+
+    /// The steps of a fused program, `op{attrs}(x0, t1), ...`, up to the
+    /// end of the tokens (the type check comes with the node's).
+    fn program_steps(&mut self) -> Result<Program> {
+        let mut steps = Vec::new();
+        loop {
+            let op_tok = self.peek().clone();
+            let Tok::Ident(op_name) = &op_tok.tok else {
+                return Err(self.expected("an op name"));
+            };
+            let def = op_def(op_name).ok_or_else(|| self.err(op_tok.pos, format!("unknown op `{op_name}`")))?;
+            self.at += 1;
+            let op = self.op_attrs(def, op_tok.pos)?;
+            self.punct('(')?;
+            let mut args = Vec::new();
+            while !self.eat_punct(')') {
+                if !args.is_empty() {
+                    self.punct(',')?;
+                }
+                args.push(self.program_arg()?);
+            }
+            steps.push(Step { op, args });
+            if self.peek().tok == Tok::Eof {
+                return Ok(Program { steps });
+            }
+            self.punct(',')?;
+        }
+    }
+
+    /// `x<N>` (an operand) or `t<N>` (a step), N without leading zeros.
+    fn program_arg(&mut self) -> Result<Arg> {
+        let arg = match &self.peek().tok {
+            Tok::Ident(s) => {
+                let (kind, digits) = s.split_at(1);
+                match (kind, digits.parse::<usize>()) {
+                    ("x", Ok(i)) if digits == i.to_string() => Some(Arg::Operand(i)),
+                    ("t", Ok(i)) if digits == i.to_string() => Some(Arg::Step(i)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match arg {
+            Some(a) => {
+                self.at += 1;
+                Ok(a)
+            }
+            None => Err(self.expected("an operand `x<N>` or a step `t<N>`")),
+        }
+    }
+
+    /// `name{attrs}(args) "node" : type`, after the name.
+    fn op_node(&mut self, def: &'static OpDef, op_pos: Pos) -> Result<NodeId> {
+        let op = self.op_attrs(def, op_pos)?;
         self.punct('(')?;
         let mut args = Vec::new();
         while !self.eat_punct(')') {
@@ -758,10 +846,10 @@ impl<'a> Parser<'a> {
         Ok(Attr { name, pos: t.pos, val, val_pos })
     }
 
-    /// A number or identifier token.
+    /// A number, identifier or string token.
     fn scalar_token(&mut self, what: &str) -> Result<Token> {
         match self.peek().tok {
-            Tok::Num(_) | Tok::Ident(_) => Ok(self.next()),
+            Tok::Num(_) | Tok::Ident(_) | Tok::Str(_) => Ok(self.next()),
             _ => Err(self.expected(what)),
         }
     }

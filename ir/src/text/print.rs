@@ -141,7 +141,7 @@ fn window(w: &Window) -> Vec<(&'static str, String)> {
 
 /// The attributes of an op, in their fixed printing order (the same order
 /// as the parser's op table lists them).
-pub(super) fn attributes(op: &Op) -> Vec<(&'static str, String)> {
+pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, String)> {
     match op {
         Op::Input
         | Op::Const(_)
@@ -194,6 +194,8 @@ pub(super) fn attributes(op: &Op) -> Vec<(&'static str, String)> {
         Op::Pad { mode, pads_begin, pads_end } => {
             vec![("mode", mode.name().to_string()), ("pads_begin", list(pads_begin)), ("pads_end", list(pads_end))]
         }
+        Op::Fused { body } => vec![("body", quote(&body.to_string()))],
+        Op::MatMulEpilogue { epilogue } => vec![("epilogue", quote(&epilogue.to_string()))],
         Op::ConvTranspose { window: w, group, output_padding } => {
             let mut a = window(w);
             a.push(("group", group.to_string()));

@@ -7,8 +7,8 @@ use super::print::attributes;
 use super::*;
 use crate::weights::Weights;
 use crate::{
-    BinaryOp, DType, Element, Graph, IrError, NodeId, Op, PadMode, ReduceKind, ScatterReduction, Tensor, TensorType,
-    UnaryOp, Window,
+    Arg, BinaryOp, DType, Element, Graph, IrError, NodeId, Op, PadMode, Program, ReduceKind, ScatterReduction, Step,
+    Tensor, TensorType, UnaryOp, Window,
 };
 use half::{bf16, f16};
 use std::collections::{BTreeSet, HashMap};
@@ -197,6 +197,24 @@ fn every_op_graph() -> Graph {
     let mask = g.add_const("attn.mask", ramp(&[4, 4], |i| if i % 5 == 1 { f32::NEG_INFINITY } else { 0.0 }));
     op(&mut g, "attention", Op::Attention { scale: 0.5, causal: true }, &[img, img, img, mask]);
     op(&mut g, "attention3", Op::Attention { scale: 1.0, causal: false }, &[img, img, img]);
+    // Fused programs: an elementwise chain and a matmul with an epilogue.
+    let body = Program {
+        steps: vec![
+            Step { op: Op::Unary(UnaryOp::Sigmoid), args: vec![Arg::Operand(0)] },
+            Step { op: Op::Binary(BinaryOp::Mul), args: vec![Arg::Operand(0), Arg::Step(0)] },
+            Step { op: Op::Clip { min: -1.5, max: 6.0 }, args: vec![Arg::Step(1)] },
+            Step { op: Op::Binary(BinaryOp::Add), args: vec![Arg::Step(2), Arg::Operand(1)] },
+        ],
+    };
+    op(&mut g, "fused", Op::Fused { body }, &[x, c3]);
+    let epilogue = Program {
+        steps: vec![
+            Step { op: Op::Binary(BinaryOp::Add), args: vec![Arg::Operand(0), Arg::Operand(1)] },
+            Step { op: Op::Unary(UnaryOp::Gelu), args: vec![Arg::Step(0)] },
+        ],
+    };
+    let mm_bias = g.add_const("mm.bias", Tensor::from_vec(vec![4], vec![0.5f32, -0.5, 1.0, 0.0]).unwrap());
+    op(&mut g, "matmul_epilogue", Op::MatMulEpilogue { epilogue }, &[x, w34, mm_bias]);
     g.add_output("logits", logits);
     g.add_output("gathered", gather);
     g.add_output("o\"ut\\", mean);
@@ -367,10 +385,11 @@ fn op_table_covers_every_op_name() {
             Op::GatherElements { .. } | Op::GatherNd { .. } | Op::ScatterNd { .. } | Op::Pad { .. } => 11,
             Op::ConvTranspose { .. } => 12,
             Op::Attention { .. } => 13,
+            Op::Fused { .. } | Op::MatMulEpilogue { .. } => 14,
         }
     }
-    // 33 variants of Op (arg_reduce has two names), 19 unary, 16 binary and 3 reduce kinds.
-    const NAMES: usize = 33 - 3 + 1 + 19 + 16 + 3;
+    // 35 variants of Op (arg_reduce has two names), 19 unary, 16 binary and 3 reduce kinds.
+    const NAMES: usize = 35 - 3 + 1 + 19 + 16 + 3;
 
     let g = every_op_graph();
     let mut names = BTreeSet::new();
@@ -411,6 +430,52 @@ fn parse_err(src: &str, weights: Option<&Weights>) -> String {
         Ok(g) => panic!("parsed:\n{}", print(&g)),
         Err(e) => e.to_string(),
     }
+}
+
+#[test]
+fn fused_program_errors_point_into_the_string() {
+    let cases = [
+        (r#"fused{body="relu(x0), frob(t0)"}(%0)"#, r#"t.ngraph:3:30: attribute `body` of `fused`: unknown op `frob`"#),
+        (
+            r#"fused{body="relu(y0)"}(%0)"#,
+            "t.ngraph:3:25: attribute `body` of `fused`: expected an operand `x<N>` or a step `t<N>`, found `y0`",
+        ),
+        (
+            r#"fused{body="relu(x0) neg(t0)"}(%0)"#,
+            "t.ngraph:3:29: attribute `body` of `fused`: expected `,`, found `neg`",
+        ),
+        (
+            r#"fused{body="relu(x1)"}(%0)"#,
+            r#"t.ngraph:3:8: node "r" (fused): step t0: operand x1 does not exist (1 operands)"#,
+        ),
+        (r#"fused{body="relu(x0), neg(x0)"}(%0)"#, r#"t.ngraph:3:8: node "r" (fused): step t0 is not used"#),
+        (r#"fused{body="neg(t0)"}(%0)"#, r#"t.ngraph:3:8: node "r" (fused): step t0: t0 is not an earlier step"#),
+        (
+            r#"fused{body="softmax{axis=0}(x0)"}(%0)"#,
+            r#"t.ngraph:3:8: node "r" (fused): step t0: softmax cannot be fused"#,
+        ),
+        (
+            r#"fused{body="add(x0, x1)"}(%0)"#,
+            r#"t.ngraph:3:8: node "r" (fused): step t0: operand x1 does not exist (1 operands)"#,
+        ),
+        (
+            r#"fused{body=relu}(%0)"#,
+            r#"t.ngraph:3:19: attribute `body` of `fused`: expected a quoted program like "sigmoid(x0), mul(x0, t0)", found `relu`"#,
+        ),
+        (
+            r#"matmul_epilogue{epilogue="relu(x0)"}(%0, %0)"#,
+            r#"t.ngraph:3:8: node "r" (matmul_epilogue): matmul inner dims differ: [2,3] x [2,3]"#,
+        ),
+    ];
+    for (op, want) in cases {
+        let src = with_line3(&format!(r#"  %1 = {op} "r" : f32[2,3]"#));
+        assert_eq!(parse_err(&src, None), want, "{op}");
+    }
+    // The printed form parses back to the same program.
+    let src =
+        with_line3(r#"  %1 = fused{body="sigmoid(x0), mul(x0, t0), clip{min=-1.0, max=6.0}(t1)"}(%0) "r" : f32[2,3]"#);
+    let g = parse(&src, "t.ngraph", None).unwrap();
+    assert_eq!(print(&g), src);
 }
 
 #[test]

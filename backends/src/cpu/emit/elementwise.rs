@@ -1,5 +1,7 @@
 //! Elementwise kernels: one loop nest over the output, operands read with
-//! broadcast strides, and a scalar function per element.
+//! broadcast strides, and a scalar function per element. A fused program
+//! (`fused`, and the epilogue of `matmul_epilogue`) runs its steps in
+//! registers, each step the same scalar code as its unfused kernel.
 
 use super::strides;
 use crate::cpu::kernel::{Kb, reg_type};
@@ -7,7 +9,7 @@ use crate::cpu::math;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F32, I8, I32, I64};
 use cranelift_codegen::ir::{InstBuilder, Type, Value};
-use nanoc_ir::{BinaryOp, DType, Node, Op, TensorType, UnaryOp};
+use nanoc_ir::{Arg, BinaryOp, DType, Node, Op, Program, TensorType, UnaryOp};
 
 /// Kernel status for an integer division by zero.
 const STATUS_DIV_BY_ZERO: i64 = 2;
@@ -48,6 +50,90 @@ pub(super) fn emit(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(),
         }
     });
     result
+}
+
+/// A fused elementwise kernel: one loop nest over the output, each operand
+/// loaded once per element, the steps computed in registers.
+pub(super) fn fused(kb: &mut Kb, node: &Node, args: &[&TensorType], body: &Program) -> Result<(), String> {
+    let step_types = body.step_types(args)?;
+    check_program(body, &step_types, args)?;
+    let out = &node.ty;
+    let same = args.iter().all(|a| a.shape == out.shape);
+    let (dims, arg_strides, out_strides): (Vec<usize>, Vec<Vec<i64>>, Vec<i64>) = if same {
+        (vec![out.shape.numel()], vec![vec![1]; args.len()], vec![1])
+    } else {
+        let s = args
+            .iter()
+            .map(|a| a.shape.broadcast_strides(&out.shape).into_iter().map(|x| x as i64).collect())
+            .collect();
+        (out.shape.0.clone(), s, strides(out))
+    };
+    let mut result = Ok(());
+    kb.nest(&dims, &mut |kb, ivs| {
+        let vals: Vec<Value> = args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let idx = kb.index(0, ivs, &arg_strides[i]);
+                let p = kb.arg(i + 1);
+                kb.load(a.dtype, p, idx)
+            })
+            .collect();
+        match program_value(kb, body, &step_types, args, &vals, ivs) {
+            Ok(v) => {
+                let oi = kb.index(0, ivs, &out_strides);
+                let o = kb.arg(0);
+                kb.store(out.dtype, o, oi, v);
+            }
+            Err(e) => result = Err(e),
+        }
+    });
+    result
+}
+
+/// The type of a step argument.
+fn arg_type<'a>(a: Arg, operands: &[&'a TensorType], step_types: &'a [TensorType]) -> &'a TensorType {
+    match a {
+        Arg::Operand(i) => operands[i],
+        Arg::Step(i) => &step_types[i],
+    }
+}
+
+/// Checks every step of `body` as its own kernel would be checked
+/// (`step_types` from [`Program::step_types`], which validated the indices).
+pub(super) fn check_program(body: &Program, step_types: &[TensorType], operands: &[&TensorType]) -> Result<(), String> {
+    for (step, ty) in body.steps.iter().zip(step_types) {
+        let tys: Vec<&TensorType> = step.args.iter().map(|&a| arg_type(a, operands, step_types)).collect();
+        check(&step.op, ty, &tys)?;
+    }
+    Ok(())
+}
+
+/// The value of `body` at one element, from the operands' values `vals`
+/// (after [`check_program`]).
+pub(super) fn program_value(
+    kb: &mut Kb,
+    body: &Program,
+    step_types: &[TensorType],
+    operands: &[&TensorType],
+    vals: &[Value],
+    ivs: &[Value],
+) -> Result<Value, String> {
+    let mut results: Vec<Value> = Vec::with_capacity(body.steps.len());
+    for (step, ty) in body.steps.iter().zip(step_types) {
+        let tys: Vec<&TensorType> = step.args.iter().map(|&a| arg_type(a, operands, step_types)).collect();
+        let vs: Vec<Value> = step
+            .args
+            .iter()
+            .map(|&a| match a {
+                Arg::Operand(i) => vals[i],
+                Arg::Step(i) => results[i],
+            })
+            .collect();
+        let v = scalar(kb, &step.op, &tys, ty.dtype, &vs, ivs)?;
+        results.push(v);
+    }
+    results.last().copied().ok_or_else(|| "a fused program needs at least one step".into())
 }
 
 fn check(op: &Op, out: &TensorType, args: &[&TensorType]) -> Result<(), String> {

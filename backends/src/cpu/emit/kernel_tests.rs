@@ -367,3 +367,81 @@ fn attention_kernels() {
     let y = check(Op::Attention { scale: 0.5, causal: false }, &[&q, &k, &v], &[&mask]);
     assert_eq!(&y.to_vec::<f32>().unwrap()[..4], &[0.0; 4]);
 }
+
+/// A program from `(op, args)` steps.
+fn program(steps: Vec<(Op, Vec<nanoc_ir::Arg>)>) -> nanoc_ir::Program {
+    nanoc_ir::Program { steps: steps.into_iter().map(|(op, args)| nanoc_ir::Step { op, args }).collect() }
+}
+
+#[test]
+fn fused_elementwise_kernels() {
+    use nanoc_ir::Arg::{Operand as X, Step as T};
+    use nanoc_ir::{BinaryOp, UnaryOp};
+    // silu(x) · y + bias, ReLU6, with broadcast operands of odd extents.
+    let body = program(vec![
+        (Op::Unary(UnaryOp::Sigmoid), vec![X(0)]),
+        (Op::Binary(BinaryOp::Mul), vec![X(0), T(0)]),
+        (Op::Binary(BinaryOp::Mul), vec![T(1), X(1)]),
+        (Op::Binary(BinaryOp::Add), vec![T(2), X(2)]),
+        (Op::Clip { min: 0.0, max: 6.0 }, vec![T(3)]),
+    ]);
+    for (x, y, b) in [
+        (vec![1usize], vec![1usize], vec![1usize]),
+        (vec![7], vec![7], vec![1]),
+        (vec![3, 17], vec![17], vec![3, 1]),
+        (vec![2, 5, 33], vec![5, 1], vec![33]),
+    ] {
+        check(Op::Fused { body: body.clone() }, &[&ramp(&x, 1), &ramp(&y, 2)], &[&ramp(&b, 3)]);
+    }
+    // Compare, select, cast and integer arithmetic in one program.
+    let body = program(vec![
+        (Op::Binary(BinaryOp::Greater), vec![X(0), X(1)]),
+        (Op::Where, vec![T(0), X(0), X(1)]),
+        (Op::Cast { to: DType::I32 }, vec![T(1)]),
+        (Op::Binary(BinaryOp::Mul), vec![T(2), T(2)]),
+        (Op::Cast { to: DType::F32 }, vec![T(3)]),
+        (Op::Unary(UnaryOp::Neg), vec![T(4)]),
+    ]);
+    let (a, b) = (ramp(&[3, 17], 4).to_vec::<f32>().unwrap(), ramp(&[17], 5).to_vec::<f32>().unwrap());
+    let scaled = |v: Vec<f32>, s: &[usize]| f32s(s, &v.iter().map(|x| x * 7.0).collect::<Vec<_>>());
+    check(Op::Fused { body }, &[&scaled(a, &[3, 17]), &scaled(b, &[17])], &[]);
+}
+
+#[test]
+fn matmul_epilogue_kernels() {
+    use nanoc_ir::Arg::{Operand as X, Step as T};
+    use nanoc_ir::{BinaryOp, UnaryOp};
+    // Bias, GELU, residual and scale on odd shapes, with a batch dim b broadcasts over.
+    let body = program(vec![
+        (Op::Binary(BinaryOp::Add), vec![X(0), X(1)]),
+        (Op::Unary(UnaryOp::Gelu), vec![T(0)]),
+        (Op::Binary(BinaryOp::Add), vec![X(2), T(1)]),
+        (Op::Binary(BinaryOp::Mul), vec![T(2), X(3)]),
+    ]);
+    for (m, k, n, batch) in
+        [(1usize, 1usize, 1usize, vec![]), (3, 7, 17, vec![]), (5, 33, 7, vec![2]), (17, 3, 1, vec![3])]
+    {
+        let mut ad = batch.clone();
+        ad.extend([m, k]);
+        let mut out = batch.clone();
+        out.extend([m, n]);
+        let (a, b) = (ramp(&ad, 6), ramp(&[k, n], 7));
+        check(
+            Op::MatMulEpilogue { epilogue: body.clone() },
+            &[&a, &b, &ramp(&out, 8)],
+            &[&ramp(&[n], 9), &f32s(&[], &[0.5])],
+        );
+    }
+    // A mask select (bool operand) and an integer matmul with a ReLU-like max.
+    let body = program(vec![(Op::Where, vec![X(1), X(0), X(2)])]);
+    let mask = Tensor::from_vec(vec![7, 1], (0..7).map(|i| i % 3 == 0).collect::<Vec<_>>()).unwrap();
+    check(
+        Op::MatMulEpilogue { epilogue: body },
+        &[&ramp(&[7, 5], 10), &ramp(&[5, 9], 11), &mask],
+        &[&f32s(&[], &[-1e4])],
+    );
+    let body = program(vec![(Op::Binary(BinaryOp::Max), vec![X(0), X(1)])]);
+    let ai = Tensor::from_vec(vec![3, 5], (0..15).map(|i| i as i32 - 7).collect::<Vec<_>>()).unwrap();
+    let bi = Tensor::from_vec(vec![5, 2], (0..10).map(|i| 3 - i as i32).collect::<Vec<_>>()).unwrap();
+    check(Op::MatMulEpilogue { epilogue: body }, &[&ai, &bi], &[&Tensor::scalar(0i32)]);
+}

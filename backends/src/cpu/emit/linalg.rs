@@ -2,19 +2,39 @@
 //! Plain loop nests for now; the microkernel path replaces the inner
 //! loops later without changing the callers.
 
-use super::{require_f32, strides};
+use super::{elementwise, require_f32, strides};
 use crate::cpu::kernel::Kb;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, I8};
 use cranelift_codegen::ir::{InstBuilder, Value};
-use nanoc_ir::{DType, Node, Shape, TensorType, Window};
+use nanoc_ir::{DType, Node, Program, Shape, TensorType, Window};
 
-/// `out[b.., m, n] = sum_k a[b.., m, k] * b[b.., k, n]`.
-pub(super) fn matmul(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(), String> {
-    let dt = node.ty.dtype;
+/// `out[b.., m, n] = sum_k a[b.., m, k] * b[b.., k, n]`; with an
+/// epilogue (`matmul_epilogue`), each sum passes through it (operands 3..
+/// read at the output element, broadcast) before the store.
+pub(super) fn matmul(kb: &mut Kb, node: &Node, args: &[&TensorType], epilogue: Option<&Program>) -> Result<(), String> {
+    let dt = args[0].dtype;
     if !matches!(dt, DType::F32 | DType::I32 | DType::I64) {
-        return Err(format!("matmul on {} is not supported (f32, i32, i64)", node.ty));
+        return Err(format!("matmul on {} is not supported (f32, i32, i64)", args[0]));
     }
+    // The epilogue's operands: the product (`x0`), then operands 3.. with
+    // their strides over the output (the product's shape).
+    let product = TensorType::new(dt, node.ty.shape.clone());
+    let mut ep_operands: Vec<&TensorType> = vec![&product];
+    ep_operands.extend_from_slice(&args[2..]);
+    let extra_strides: Vec<Vec<i64>> = args[2..]
+        .iter()
+        .map(|t| t.shape.broadcast_strides(&node.ty.shape).into_iter().map(|s| s as i64).collect())
+        .collect();
+    let ep_types = match epilogue {
+        Some(p) => {
+            let types = p.step_types(&ep_operands)?;
+            elementwise::check_program(p, &types, &ep_operands)?;
+            types
+        }
+        None => Vec::new(),
+    };
+    let mut result = Ok(());
     let acc_ty = crate::cpu::kernel::reg_type(dt).ok_or("unsupported dtype")?;
     let float = dt == DType::F32;
     let (a, b) = (&args[0].shape, &args[1].shape);
@@ -64,12 +84,24 @@ pub(super) fn matmul(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(
             };
             kb.b.def_var(acc, s);
         });
+        let mut v = kb.b.use_var(acc);
+        if let Some(p) = epilogue {
+            let mut vals = vec![v];
+            for (i, t) in args[2..].iter().enumerate() {
+                let idx = kb.index(0, ivs, &extra_strides[i]);
+                let ptr = kb.arg(i + 3);
+                vals.push(kb.load(t.dtype, ptr, idx));
+            }
+            match elementwise::program_value(kb, p, &ep_types, &ep_operands, &vals, ivs) {
+                Ok(r) => v = r,
+                Err(e) => result = Err(e),
+            }
+        }
         let oi = kb.index(0, ivs, &out_strides);
-        let v = kb.b.use_var(acc);
         let o = kb.arg(0);
-        kb.store(dt, o, oi, v);
+        kb.store(node.ty.dtype, o, oi, v);
     });
-    Ok(())
+    result
 }
 
 /// Spatial positions of one window tap: for each spatial dim `d`,

@@ -26,7 +26,7 @@ pub fn emit(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(), String
         Op::Unary(_) | Op::Binary(_) | Op::Clip { .. } | Op::Cast { .. } | Op::Where | Op::Trilu { .. } => {
             elementwise::emit(kb, node, args)
         }
-        Op::MatMul => linalg::matmul(kb, node, args),
+        Op::MatMul => linalg::matmul(kb, node, args, None),
         Op::Conv { window, group } => linalg::conv(kb, node, args, window, *group),
         Op::Attention { scale, causal } => attention::attention(kb, node, args, *scale, *causal),
         Op::Softmax { axis } => norm::softmax(kb, node, *axis),
@@ -51,6 +51,8 @@ pub fn emit(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(), String
         Op::ScatterNd { reduction } => indexing::scatter_nd(kb, args, *reduction),
         Op::Pad { mode, pads_begin, .. } => indexing::pad(kb, node, args, *mode, pads_begin),
         Op::ConvTranspose { window, group, .. } => linalg::conv_transpose(kb, node, args, window, *group),
+        Op::Fused { body } => elementwise::fused(kb, node, args, body),
+        Op::MatMulEpilogue { epilogue } => linalg::matmul(kb, node, args, Some(epilogue)),
     }
 }
 

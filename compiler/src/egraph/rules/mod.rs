@@ -1,5 +1,5 @@
 //! Rewrite rules as data: one file per topic (`algebra`, `activation`,
-//! `norm`, `attention`), each a table of [`Rule`] rows `name, lhs, rhs, when, example`
+//! `norm`, `attention`, `epilogue`), each a table of [`Rule`] rows `name, lhs, rhs, when, example`
 //! with a comment stating the law.
 //!
 //! - `lhs` is an egg pattern over op keys (see `lang.rs`): `(gelu ?x)`,
@@ -26,6 +26,7 @@
 pub mod activation;
 pub mod algebra;
 pub mod attention;
+pub mod epilogue;
 pub mod norm;
 
 use super::analysis::{ClassData, EGraph, NanoAnalysis};
