@@ -12,6 +12,8 @@ Cases (tests/tests/attention.rs imports each, checks that it becomes one
     mha_unidirectional       MultiHeadAttention, unidirectional=1, scale=0.2
     gqa_no_cache             GroupQueryAttention, 4 query / 2 kv heads,
                              seqlens_k = S - 1, total_sequence_length = S
+    gqa_past                 GroupQueryAttention, batch 1, 3 new tokens after a
+                             past cache of 5 (seqlens_k = 7), present outputs
 Random data is seeded from the case name, so a re-run is byte-identical.
 """
 
@@ -67,12 +69,31 @@ def gqa_no_cache():
     return name, model(name, node, ["q", "k", "v"], feeds, [seqlens, total]), feeds
 
 
+def gqa_past():
+    name = "gqa_past"
+    rng = rng_for(name)
+    kv, past, b, s = 2, 5, 1, 3  # onnxruntime takes one sequence when S > 1 with a cache
+    feeds = {"q": randn(rng, [b, s, E]), "k": randn(rng, [b, s, kv * D]), "v": randn(rng, [b, s, kv * D]),
+             "past_key": randn(rng, [b, kv, past, D]), "past_value": randn(rng, [b, kv, past, D])}
+    seqlens = helper.make_tensor("seqlens_k", TensorProto.INT32, [b], [past + s - 1] * b)
+    total = helper.make_tensor("total_sequence_length", TensorProto.INT32, [], [past + s])
+    node = helper.make_node("GroupQueryAttention",
+                            ["q", "k", "v", "past_key", "past_value", "seqlens_k", "total_sequence_length"],
+                            ["y", "present_key", "present_value"], domain="com.microsoft", num_heads=H,
+                            kv_num_heads=kv)
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(feeds[n].shape)) for n in feeds]
+    outs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [b, s, E])]
+    outs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, [b, kv, past + s, D])
+             for n in ("present_key", "present_value")]
+    graph = helper.make_graph([node], name, vi, outs, initializer=[seqlens, total])
+    return name, make_model(graph, 17, (("com.microsoft", 1),)), feeds
+
+
 def main() -> int:
-    for build in (mha_bias_attention_bias, mha_unidirectional, gqa_no_cache):
+    for build in (mha_bias_attention_bias, mha_unidirectional, gqa_no_cache, gqa_past):
         name, m, feeds = build()
         outs = write_fixture(f"attention_contrib/{name}", m, feeds)
-        (y,) = outs.values()
-        print(f"attention_contrib/{name}: y {y.dtype}{list(y.shape)}")
+        print(f"attention_contrib/{name}: " + ", ".join(f"{k} {v.dtype}{list(v.shape)}" for k, v in outs.items()))
     return 0
 
 

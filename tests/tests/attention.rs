@@ -134,7 +134,7 @@ fn attention_corpus_fuses_and_matches_onnxruntime() {
 /// node each and compute onnxruntime's outputs.
 #[test]
 fn contrib_attention_ops_import_as_attention() {
-    for name in ["mha_bias_attention_bias", "mha_unidirectional", "gqa_no_cache"] {
+    for name in ["mha_bias_attention_bias", "mha_unidirectional", "gqa_no_cache", "gqa_past"] {
         let f = fixture(&format!("attention_contrib/{name}"));
         let g = f.import().unwrap_or_else(|e| panic!("{name}: {e}"));
         let atts = g.node_ids().into_iter().filter(|&id| g.node(id).op.name() == "attention").count();

@@ -24,9 +24,10 @@
 //! - **rank 3** (`[B·H, S, D]` batched heads): the operands are reshaped to
 //!   one head per batch entry and the result back.
 //!
-//! The law holds for rows with at least one score above `-inf` (a fully
-//! masked row is NaN in the decomposition and zeros in the op); replacing a
-//! `-1e4` mask by `causal` changes the weights by less than `e^-1e4`.
+//! The law holds for rows with at least one key left unmasked (a row with
+//! every key masked is NaN or a uniform average in the decomposition, zeros
+//! or a score-weighted average in the op); replacing a `-1e4` triangle by
+//! `causal` changes the weights by less than `e^-1e4`.
 
 use super::{Ex, Match, Rule, Term, rw_fn};
 use crate::egraph::lang::OpKind;

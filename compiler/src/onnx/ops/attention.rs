@@ -256,9 +256,11 @@ fn multi_head_attention(c: &mut Ctx<'_, '_>) -> Res<()> {
     Ok(())
 }
 
-/// onnxruntime `GroupQueryAttention` without a cache: query `[B, S, N·H]`,
-/// key/value `[B, S, Nkv·H]`, `seqlens_k` all `S - 1` (no padding); always
-/// causal.
+/// onnxruntime `GroupQueryAttention`: query `[B, S, N·H]`, key/value
+/// `[B, S, Nkv·H]`, an optional past cache `[B, Nkv, P, H]` (not a shared
+/// buffer: `seqlens_k` must be `P + S - 1` for every batch entry, i.e. no
+/// padding); always causal, aligned at the bottom right. Present outputs are
+/// the caches with the new keys and values appended.
 fn group_query_attention(c: &mut Ctx<'_, '_>) -> Res<()> {
     let heads = heads_attr(c, "num_heads")?.ok_or_else(|| c.err("attribute num_heads is required"))?;
     let kv_heads = heads_attr(c, "kv_num_heads")?.ok_or_else(|| c.err("attribute kv_num_heads is required"))?;
@@ -270,14 +272,9 @@ fn group_query_attention(c: &mut Ctx<'_, '_>) -> Res<()> {
     if c.attr_float_or("softcap", 0.0)? != 0.0 {
         return Err(c.unsupported("attribute softcap is not supported"));
     }
-    for (i, what) in [(3, "past_key"), (4, "past_value"), (7, "cos_cache"), (8, "sin_cache")] {
+    for (i, what) in [(7, "cos_cache"), (8, "sin_cache"), (9, "position_ids"), (10, "attention_bias")] {
         if c.opt_input(i)?.is_some() {
             return Err(c.unsupported(format!("input {i} ({what}) is not supported")));
-        }
-    }
-    for (i, what) in [(1, "present_key"), (2, "present_value")] {
-        if c.output_used(i) {
-            return Err(c.unsupported(format!("output {i} ({what}) is not supported")));
         }
     }
     let (q, tq) = c.input_typed(0)?;
@@ -286,17 +283,28 @@ fn group_query_attention(c: &mut Ctx<'_, '_>) -> Res<()> {
     };
     let [b, s, _] = <[usize; 3]>::try_from(tq.shape.dims())
         .map_err(|_| c.err(format!("query must be [batch, sequence, hidden], got {tq}")))?;
+    let q = split_heads(c, q, heads, "q")?;
+    let mut k = split_heads(c, k, kv_heads, "k")?;
+    let mut v = split_heads(c, v, kv_heads, "v")?;
+    let past = match (c.opt_input(3)?, c.opt_input(4)?) {
+        (None, None) => 0,
+        (Some(pk), Some(pv)) => {
+            k = c.add(Some("present_key"), Op::Concat { axis: 2 }, &[pk, k])?;
+            v = c.add(Some("present_value"), Op::Concat { axis: 2 }, &[pv, v])?;
+            c.ty(pk).shape.dims().get(2).copied().unwrap_or(0)
+        }
+        _ => return Err(c.err("past_key and past_value must be given together")),
+    };
+    c.set_output(1, k);
+    c.set_output(2, v);
+    let want = past as i64 + s as i64 - 1;
     let seqlens = c.require_const_i64s(5)?;
-    if seqlens.len() != b || seqlens.iter().any(|&l| l != s as i64 - 1) {
+    if seqlens.len() != b || seqlens.iter().any(|&l| l != want) {
         return Err(c.unsupported(format!(
-            "seqlens_k must be {} for every batch entry (no padding, no cache), got {seqlens:?}",
-            s as i64 - 1
+            "seqlens_k must be {want} (past {past} + sequence {s} - 1) for every batch entry: padded batches and shared cache buffers are not supported, got {seqlens:?}"
         )));
     }
-    let q = split_heads(c, q, heads, "q")?;
-    let k = split_heads(c, k, kv_heads, "k")?;
-    let v = split_heads(c, v, kv_heads, "v")?;
-    let y = emit(c, Parts { q, k, v, mask: None, scale: contrib_scale(c)?, causal: true, offset: 0 })?;
+    let y = emit(c, Parts { q, k, v, mask: None, scale: contrib_scale(c)?, causal: true, offset: past })?;
     let y = merge_heads(c, y)?;
     c.set_output(0, y);
     Ok(())
