@@ -39,6 +39,8 @@ fn optimised_matches_unoptimised_on_every_fixture() {
         compare_all(&format!("{name}: optimised interp vs interp"), &got, &want, RTOL, ATOL).unwrap();
         let jit = run_jit(&opt, &f.inputs).unwrap();
         compare_all(&format!("{name}: optimised JIT vs interp"), &jit, &want, RTOL, ATOL).unwrap();
+        let bundle = run_bundle(&opt, &f.inputs, &format!("opt_{name}")).unwrap();
+        compare_all(&format!("{name}: optimised bundle vs interp"), &bundle, &want, RTOL, ATOL).unwrap();
         if text::print(&opt) != text::print(&g) {
             changed.push(format!("{name} ({} -> {} kernels)", report.before.kernels, report.after.kernels));
         }
@@ -474,8 +476,9 @@ fn limits_stop_stages_and_the_result_is_still_right() {
     }
     // Only some rules.
     let opts = OptOptions { only_rules: Some(vec!["gelu-erf-a".into()]), ..Default::default() };
-    let (_, r) = egraph::optimize(&g, &cpu_target(), &opts).unwrap();
-    assert_eq!(r.after.ops.get("gelu"), Some(&1));
+    let (opt, r) = egraph::optimize(&g, &cpu_target(), &opts).unwrap();
+    let uses = op_uses(&opt);
+    assert_eq!(uses.get("gelu"), Some(&1), "{uses:?}");
     assert_eq!(r.after.ops.get("layer_norm"), None);
 }
 
@@ -672,4 +675,151 @@ fn dag_extraction_is_never_worse_than_greedy() {
         let got = run_interp(&opt, std::slice::from_ref(&x)).unwrap();
         compare_all(&format!("decoder, dag extraction for {}", t.name), &got, &want, RTOL, ATOL).unwrap();
     }
+}
+
+// ---- elementwise-chain fusion ----------------------------------------------
+
+/// A random elementwise DAG over f32 inputs that broadcast to one result
+/// shape of odd extents: unary activations, binary ops with broadcasting,
+/// clip, a compare-and-select, a cast round trip, a guarded division.
+/// Sometimes an intermediate is an output too.
+fn random_chain(seed: u64) -> Graph {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move |n: usize| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 33) as usize % n
+    };
+    let shapes: [&[usize]; 5] = [&[1], &[7], &[3, 17], &[2, 5, 7], &[33]];
+    let out = shapes[next(shapes.len())].to_vec();
+    let mut g = Graph::new(format!("chain{seed}"));
+    let mut vals: Vec<NodeId> = Vec::new();
+    for i in 0..2 + next(3) {
+        // The full shape, or some dims (or leading dims) dropped to 1.
+        let mut dims = out.clone();
+        if i > 0 && next(2) == 0 {
+            for d in dims.iter_mut() {
+                if next(2) == 0 {
+                    *d = 1;
+                }
+            }
+        }
+        if i > 0 && next(3) == 0 && dims.len() > 1 {
+            dims.remove(0);
+        }
+        vals.push(g.add_input(format!("in{i}"), TensorType::new(DType::F32, dims)));
+    }
+    let mut n = 0;
+    let mut op = |g: &mut Graph, op: Op, args: &[NodeId]| {
+        n += 1;
+        g.add_op(format!("{}{n}", op.name()), op, args).unwrap()
+    };
+    let one = g.add_const("one", Tensor::scalar(1.0f32));
+    let four = g.add_const("four", Tensor::scalar(4.0f32));
+    let unary =
+        [UnaryOp::Neg, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Relu, UnaryOp::Silu, UnaryOp::Gelu, UnaryOp::Abs];
+    let binary = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Max, BinaryOp::Min];
+    let mut extra_output = None;
+    for _ in 0..3 + next(10) {
+        // Mostly extend the latest values, so chains form.
+        let pick = |k: usize, vals: &[NodeId]| vals[vals.len() - 1 - k.min(vals.len() - 1)];
+        let a = pick(next(3), &vals);
+        let b = pick(next(5), &vals);
+        let v = match next(8) {
+            0 | 1 => op(&mut g, Op::Unary(unary[next(unary.len())]), &[a]),
+            2 | 3 => op(&mut g, Op::Binary(binary[next(binary.len())]), &[a, b]),
+            4 => op(&mut g, Op::Clip { min: -1.0, max: 1.5 }, &[a]),
+            5 => {
+                let c = op(&mut g, Op::Binary(BinaryOp::Greater), &[a, b]);
+                op(&mut g, Op::Where, &[c, a, b])
+            }
+            6 => {
+                // A cast round trip of an input (exact values: no rounding ties).
+                let x = op(&mut g, Op::Binary(BinaryOp::Mul), &[vals[0], four]);
+                let i = op(&mut g, Op::Cast { to: DType::I32 }, &[x]);
+                op(&mut g, Op::Cast { to: DType::F32 }, &[i])
+            }
+            _ => {
+                let t = op(&mut g, Op::Unary(UnaryOp::Abs), &[b]);
+                let d = op(&mut g, Op::Binary(BinaryOp::Add), &[t, one]);
+                let e = op(&mut g, Op::Unary(UnaryOp::Tanh), &[a]);
+                let e = op(&mut g, Op::Unary(UnaryOp::Exp), &[e]);
+                op(&mut g, Op::Binary(BinaryOp::Div), &[e, d])
+            }
+        };
+        if extra_output.is_none() && next(6) == 0 {
+            extra_output = Some(v);
+        }
+        vals.push(v);
+    }
+    // The result has the full shape: add the first input (full shape) last.
+    let last = *vals.last().unwrap();
+    let y = op(&mut g, Op::Binary(BinaryOp::Add), &[last, vals[0]]);
+    g.add_output("y", y);
+    if let Some(v) = extra_output {
+        g.add_output("intermediate", v);
+    }
+    g.remove_dead();
+    nanoc_ir::verify::verify(&g).unwrap();
+    g
+}
+
+/// Deterministic inputs in [-2, 2) for `g`.
+fn chain_inputs(g: &Graph, seed: u64) -> Vec<(String, Tensor)> {
+    g.inputs()
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| {
+            let n = g.node(id);
+            let count = n.ty.shape.numel();
+            let v: Vec<f32> = (0..count)
+                .map(|k| ((k * 7919 + i * 104_729 + seed as usize * 31) % 1000) as f32 / 250.0 - 2.0)
+                .collect();
+            (n.name.clone(), Tensor::from_vec(n.ty.shape.clone(), v).unwrap())
+        })
+        .collect()
+}
+
+fn bit_equal(what: &str, got: &[(String, Tensor)], want: &[(String, Tensor)]) {
+    for ((gn, g), (wn, w)) in got.iter().zip(want) {
+        assert_eq!(gn, wn, "{what}");
+        assert_eq!(g.bytes(), w.bytes(), "{what}: output {gn} differs");
+    }
+}
+
+/// Random chains: the fused graph computes the unfused one exactly in the
+/// interpreter (a fused op is its steps), bit for bit on the CPU (JIT and
+/// bundle: each step is the unfused kernel's scalar code), and the CPU
+/// agrees with the interpreter within tolerance.
+#[test]
+fn random_elementwise_chains_fuse_and_agree() {
+    let model = cost::CostModel::for_target(&cpu_target()).unwrap();
+    let (mut fused_graphs, mut groups, mut ops, mut kernels) = (0, 0, 0, (0, 0));
+    for seed in 0..60u64 {
+        let g = random_chain(seed);
+        let mut f = g.clone();
+        let stats = egraph::fuse::fuse_elementwise(&mut f, &model).unwrap();
+        nanoc_ir::verify::verify(&f).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let (before, after) = (egraph::GraphStats::of(&g).kernels, egraph::GraphStats::of(&f).kernels);
+        assert_eq!(before - after, stats.ops - stats.groups, "seed {seed}");
+        fused_graphs += usize::from(stats.groups > 0);
+        (groups, ops, kernels) = (groups + stats.groups, ops + stats.ops, (kernels.0 + before, kernels.1 + after));
+        let inputs = chain_inputs(&g, seed);
+        let tensors: Vec<Tensor> = inputs.iter().map(|(_, t)| t.clone()).collect();
+        let want = run_interp(&g, &tensors).unwrap();
+        bit_equal(&format!("seed {seed}: fused interp"), &run_interp(&f, &tensors).unwrap(), &want);
+        let jit_unfused = run_jit(&g, &inputs).unwrap();
+        let jit = run_jit(&f, &inputs).unwrap();
+        bit_equal(&format!("seed {seed}: fused JIT vs unfused JIT"), &jit, &jit_unfused);
+        let bundle = run_bundle(&f, &inputs, &format!("chain{seed}")).unwrap();
+        bit_equal(&format!("seed {seed}: fused bundle vs fused JIT"), &bundle, &jit);
+        compare_all(&format!("seed {seed}: fused JIT vs interp"), &jit, &want, 1e-3, 1e-4)
+            .unwrap_or_else(|e| panic!("{e}\n{}", text::print(&f)));
+    }
+    println!(
+        "{fused_graphs} of 60 random graphs fused: {groups} chains of {ops} ops; kernels {} -> {}",
+        kernels.0, kernels.1
+    );
+    assert!(fused_graphs >= 40, "only {fused_graphs} of 60 graphs had a chain to fuse");
 }

@@ -1,7 +1,7 @@
 //! The e-graph optimiser (egg).
 //!
 //! ```text
-//! Graph ─to_egraph─▶ EGraph ─canonicalise─▶ ─fusion─▶ ─epilogue─▶ extract (target cost) ─to_ir─▶ Graph
+//! Graph ─to_egraph─▶ EGraph ─canonicalise─▶ ─fusion─▶ ─epilogue─▶ extract (target cost) ─to_ir─▶ fuse ─▶ Graph
 //! ```
 //!
 //! - `lang.rs`: the [`egg::Language`]: one e-node shape for every IR op,
@@ -12,6 +12,7 @@
 //! - `rules/`: the rule tables, one file per topic;
 //! - `stages.rs`: the staged runner and its limits;
 //! - `cost.rs`: the target's roofline cost model and the extractor;
+//! - `fuse.rs`: elementwise-chain fusion of the extracted graph (`fused` nodes);
 //! - `provenance.rs`: which original nodes each new node replaced
 //!   (`nanoc inspect --fusions`).
 //!
@@ -21,6 +22,7 @@
 pub mod analysis;
 pub mod convert;
 pub mod cost;
+pub mod fuse;
 pub mod lang;
 pub mod provenance;
 pub mod rules;
@@ -127,6 +129,9 @@ pub struct OptReport {
     /// Every node of the output graph that is not an input-graph node, with
     /// the original nodes it replaced.
     pub new_nodes: Vec<provenance::NewNode>,
+    /// Elementwise-chain fusion after extraction: `fused` nodes made, the
+    /// ops they replaced, and the estimated time before and after (ns).
+    pub fusion: (usize, usize, f64, f64),
 }
 
 impl OptReport {
@@ -157,6 +162,13 @@ impl OptReport {
             write!(f, ", {:.1} ms", self.times.1.as_secs_f64() * 1e3)?;
         }
         writeln!(f)?;
+        let (groups, ops, before_ns, after_ns) = self.fusion;
+        writeln!(
+            f,
+            "  elementwise fusion: {groups} chains of {ops} ops, estimated {:.2} us -> {:.2} us",
+            before_ns / 1e3,
+            after_ns / 1e3
+        )?;
         write!(f, "  output: {} nodes, {} kernels", self.after.nodes, self.after.kernels)?;
         let changed: Vec<String> = self
             .before
@@ -215,9 +227,25 @@ pub fn optimize(g: &Graph, target: &Target, opts: &OptOptions) -> Result<(Graph,
         ext.choice.get(&eg.find(k)).cloned().unwrap_or_else(|| eg[k].nodes[0].clone())
     })
     .map_err(OptError)?;
-    let new_nodes = provenance::new_nodes(&eg, &c.origins, &out, &class_of);
+    let mut new_nodes = provenance::new_nodes(&eg, &c.origins, &out, &class_of);
     let extract_time = t.elapsed();
     verify::verify(&out).map_err(|e| OptError(format!("the optimised graph does not verify: {e}")))?;
+    let extracted_ns = model.graph_ns(&out);
+    let mut out = out;
+    let fused = fuse::fuse_elementwise(&mut out, &model).map_err(OptError)?;
+    verify::verify(&out).map_err(|e| OptError(format!("the fused graph does not verify: {e}")))?;
+    // A fused node replaced its members: original nodes, or new nodes and
+    // what they replaced.
+    for (name, members) in &fused.replaced {
+        let mut replaced = Vec::new();
+        for (member, op) in members {
+            match new_nodes.iter().position(|n| &n.name == member) {
+                Some(i) => replaced.extend(new_nodes.remove(i).replaced),
+                None => replaced.push((member.clone(), *op)),
+            }
+        }
+        new_nodes.push(provenance::NewNode { name: name.clone(), op: "fused", replaced });
+    }
     let report = OptReport {
         target: target.name.clone(),
         before: GraphStats::of(g),
@@ -227,6 +255,7 @@ pub fn optimize(g: &Graph, target: &Target, opts: &OptOptions) -> Result<(Graph,
         estimate_ns: (model.graph_ns(g), ext.estimate_ns),
         times: (convert_time, extract_time, start.elapsed()),
         new_nodes,
+        fusion: (fused.groups, fused.ops, extracted_ns, model.graph_ns(&out)),
     };
     Ok((out, report))
 }
