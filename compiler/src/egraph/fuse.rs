@@ -15,9 +15,11 @@
 //!   broadcast would be recomputed for every element it is read at),
 //! - the group stays within [`MAX_STEPS`] steps and [`MAX_OPERANDS`] operands.
 //!
-//! A group of two or more ops becomes a `fused` node if the target's cost
-//! model prices it below the ops it replaces (on a CPU, always: one launch,
-//! and the intermediates are neither written nor read).
+//! A group of two or more ops becomes a `fused` node if the target runs a
+//! `fused` op natively and its cost model prices it below the ops it
+//! replaces (on a CPU, always: one launch, and the intermediates are
+//! neither written nor read; an NPU without a `fused` op keeps its chains,
+//! rather than moving them to the host).
 
 use super::cost::CostModel;
 use nanoc_ir::{Arg, Graph, NodeId, Op, Program, Step, TensorType, is_fusable};
@@ -55,7 +57,8 @@ fn fusable(g: &Graph, id: NodeId, model: &CostModel) -> bool {
     elementwise && {
         let args = g.args(id);
         let tys: Vec<&TensorType> = args.iter().map(|&a| &g.node(a).ty).collect();
-        model.op_ns(&n.op, &tys, &n.ty).is_some()
+        let consts: Vec<bool> = args.iter().map(|&a| matches!(g.node(a).op, Op::Const(_))).collect();
+        model.op_ns(&n.op, &tys, &n.ty).is_some() && model.runs_natively(&n.op, &tys, &consts, &n.ty)
     }
 }
 
@@ -129,7 +132,9 @@ pub fn fuse_elementwise(g: &mut Graph, model: &CostModel) -> Result<FuseStats, S
                 model.op_ns(&g.node(id).op, &t, &g.node(id).ty)
             })
             .sum();
-        if !matches!((fused_ns, separate_ns), (Some(f), Some(s)) if f < s) {
+        let consts: Vec<bool> = operands.iter().map(|&a| matches!(g.node(a).op, Op::Const(_))).collect();
+        let native = model.runs_natively(&op, &tys, &consts, &ty);
+        if !native || !matches!((fused_ns, separate_ns), (Some(f), Some(s)) if f < s) {
             continue;
         }
         let inferred = op.infer(&tys, &ty).map_err(|e| format!("fused `{}`: {e}", root_node.name))?;
