@@ -411,16 +411,11 @@ fn inspect_fusions(g: Graph, t: &nanoc_targets::Target, opt: &OptArgs, pr: &Prog
     let (out, report) = optimize(g, t, opt, pr)?;
     let Some(r) = report else { bail!("the e-graph optimiser did not run") };
     let model = nanoc::egraph::cost::CostModel::for_target(t).map_err(anyhow::Error::msg)?;
-    let ids: BTreeMap<&str, nanoc_ir::NodeId> =
-        out.node_ids().into_iter().map(|id| (out.node(id).name.as_str(), id)).collect();
-    let on_host = |name: &str| {
-        let Some(&id) = ids.get(name) else { return false };
-        let n = out.node(id);
-        let args = out.args(id);
-        let tys: Vec<&nanoc_ir::TensorType> = args.iter().map(|&a| &out.node(a).ty).collect();
-        let consts: Vec<bool> = args.iter().map(|&a| matches!(out.node(a).op, Op::Const(_))).collect();
-        !matches!(n.op, Op::Const(_)) && !model.runs_natively(&n.op, &tys, &consts, &n.ty)
-    };
+    let host_nodes: std::collections::HashSet<&str> = nanoc::egraph::host_nodes(&model, &out)
+        .unwrap_or_default()
+        .iter()
+        .map(|&id| out.node(id).name.as_str())
+        .collect();
     println!("fusions for target {}: {} -> {} kernels", t.name, r.before.kernels, r.after.kernels);
     let mut summary: BTreeMap<&str, (usize, BTreeMap<&str, usize>)> = BTreeMap::new();
     let mut helpers: BTreeMap<&str, usize> = BTreeMap::new();
@@ -430,7 +425,7 @@ fn inspect_fusions(g: Graph, t: &nanoc_targets::Target, opt: &OptArgs, pr: &Prog
             continue;
         }
         let list: Vec<String> = n.replaced.iter().map(|(name, op)| format!("{name} ({op})")).collect();
-        let host = if on_host(&n.name) { " [host CPU]" } else { "" };
+        let host = if host_nodes.contains(n.name.as_str()) { " [host CPU]" } else { "" };
         println!("  {:<14} {}{host} <- replaces {}: {}", n.op, n.name, n.replaced.len(), list.join(", "));
         let entry = summary.entry(n.op).or_default();
         entry.0 += 1;
@@ -451,20 +446,10 @@ fn inspect_fusions(g: Graph, t: &nanoc_targets::Target, opt: &OptArgs, pr: &Prog
         let ops: Vec<String> = replaced.iter().map(|(o, k)| format!("{o} {k}")).collect();
         println!("  {op:<14} {count} nodes replacing {total} ({})", ops.join(", "));
     }
-    if t.kind == nanoc_targets::TargetKind::Npu {
-        let mut host: BTreeMap<&str, usize> = BTreeMap::new();
-        for id in out.node_ids() {
-            let n = out.node(id);
-            if !matches!(n.op, Op::Input) && on_host(&n.name) {
-                *host.entry(n.op.name()).or_default() += 1;
-            }
-        }
+    if let Some((npu, host)) = &r.placement {
         let h: Vec<String> = host.iter().map(|(op, k)| format!("{op} {k}")).collect();
-        println!(
-            "on the host CPU ({} has no native form): {}",
-            t.name,
-            if h.is_empty() { "none".into() } else { h.join(", ") }
-        );
+        let h = if h.is_empty() { "none".to_string() } else { h.join(", ") };
+        println!("on the host CPU ({} has no native form): {h} ({npu} ops on the NPU)", t.name);
     }
     Ok(())
 }

@@ -172,6 +172,9 @@ fn npu_targets_have_no_backend_yet() {
     assert!(npu.starts_with("e-graph optimiser, target npu-x") && npu.contains("graph \"gpt2_tiny\""), "{npu}");
     assert!(cpu.contains("= attention{") && !npu.contains("= attention{"), "{cpu}\n{npu}");
     assert!(!npu.contains("= div(") && npu.contains("attn/Div/div-reciprocal"), "{npu}");
+    let placement = npu.lines().find(|l| l.starts_with("  placement: ")).unwrap_or_default();
+    assert!(placement.ends_with(" ops on npu-x, 3 on the host CPU (gather 1, where 2)"), "{npu}");
+    assert!(!cpu.contains("placement:"), "{cpu}");
 }
 
 #[test]

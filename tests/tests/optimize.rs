@@ -531,7 +531,9 @@ fn cpu_and_npu_extract_differently() {
     // no division left: one reciprocal per LayerNorm.
     assert_eq!((ops(&rn, "layer_norm"), ops(&rn, "gelu"), ops(&rn, "softmax")), (0, 2, 2), "{:?}", rn.after.ops);
     assert_eq!((ops(&rn, "reduce_mean"), ops(&rn, "div"), ops(&rn, "reciprocal")), (10, 0, 5), "{:?}", rn.after.ops);
-    // Every op of the NPU graph runs on the NPU.
+    // Every op of the NPU graph runs on the NPU (the report's placement).
+    assert_eq!(rn.placement, Some((rn.after.kernels, Default::default())), "{}", rn.render(false));
+    assert_eq!(rc.placement, None);
     let npu_model = cost::CostModel::for_target(&npu).unwrap();
     for id in on_npu.node_ids() {
         let n = on_npu.node(id);
@@ -565,6 +567,8 @@ fn cpu_and_npu_extract_differently() {
     let one = Stack::decoder(1, 4, 16, 2);
     let (small, _) = egraph::optimize(&one, &npu, &OptOptions::default()).unwrap();
     insta::assert_snapshot!("decoder1_npu_x", text::print(&small));
+    let (small_cpu, _) = egraph::optimize(&one, &cpu, &OptOptions::default()).unwrap();
+    insta::assert_snapshot!("decoder1_cpu", text::print(&small_cpu));
 }
 
 /// Provenance: every fused node of the decoder lists exactly the original

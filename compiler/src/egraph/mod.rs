@@ -132,6 +132,9 @@ pub struct OptReport {
     /// Elementwise-chain fusion after extraction: `fused` nodes made, the
     /// ops they replaced, and the estimated time before and after (ns).
     pub fusion: (usize, usize, f64, f64),
+    /// On an NPU target: (op nodes the NPU runs, op nodes left to the host
+    /// CPU by op name); `None` on a CPU target.
+    pub placement: Option<(usize, BTreeMap<&'static str, usize>)>,
 }
 
 impl OptReport {
@@ -187,6 +190,15 @@ impl OptReport {
             write!(f, " ({})", changed.join(", "))?;
         }
         writeln!(f)?;
+        if let Some((npu, host)) = &self.placement {
+            let on_host: Vec<String> = host.iter().map(|(op, k)| format!("{op} {k}")).collect();
+            let total: usize = host.values().sum();
+            write!(f, "  placement: {npu} ops on {}, {total} on the host CPU", self.target)?;
+            if !on_host.is_empty() {
+                write!(f, " ({})", on_host.join(", "))?;
+            }
+            writeln!(f)?;
+        }
         if times {
             writeln!(f, "  total: {:.1} ms", self.times.2.as_secs_f64() * 1e3)?;
         }
@@ -256,6 +268,34 @@ pub fn optimize(g: &Graph, target: &Target, opts: &OptOptions) -> Result<(Graph,
         times: (convert_time, extract_time, start.elapsed()),
         new_nodes,
         fusion: (fused.groups, fused.ops, extracted_ns, model.graph_ns(&out)),
+        placement: placement(&model, &out),
     };
     Ok((out, report))
+}
+
+/// The op nodes of `g` an NPU target leaves to its host CPU (not native,
+/// or outside the op's constraints); `None` on a CPU target.
+pub fn host_nodes(model: &cost::CostModel, g: &Graph) -> Option<Vec<nanoc_ir::NodeId>> {
+    if !matches!(model.device, cost::Device::Npu(_)) {
+        return None;
+    }
+    let host = g.node_ids().into_iter().filter(|&id| {
+        let n = g.node(id);
+        let args = g.args(id);
+        let tys: Vec<&nanoc_ir::TensorType> = args.iter().map(|&a| &g.node(a).ty).collect();
+        let consts: Vec<bool> = args.iter().map(|&a| matches!(g.node(a).op, Op::Const(_))).collect();
+        !matches!(n.op, Op::Input | Op::Const(_)) && !model.runs_natively(&n.op, &tys, &consts, &n.ty)
+    });
+    Some(host.collect())
+}
+
+/// Where the op nodes of `g` run on an NPU target (see
+/// [`OptReport::placement`]); `None` on a CPU target.
+fn placement(model: &cost::CostModel, g: &Graph) -> Option<(usize, BTreeMap<&'static str, usize>)> {
+    let host = host_nodes(model, g)?;
+    let mut by_op = BTreeMap::new();
+    for &id in &host {
+        *by_op.entry(g.node(id).op.name()).or_default() += 1;
+    }
+    Some((GraphStats::of(g).kernels - host.len(), by_op))
 }
