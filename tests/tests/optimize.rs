@@ -364,9 +364,10 @@ fn decomposed_llama_blocks_fuse_rms_norm_and_silu() {
     for gone in ["reduce_mean", "pow", "sqrt", "reciprocal", "div", "sigmoid", "cast"] {
         assert_eq!(uses.get(gone), None, "{gone} left: {uses:?}");
     }
-    // SwiGLU: the gate's SiLU and the product with the up projection are
-    // the gate matmul's epilogue; the residual add is the down projection's.
-    assert_eq!(r.after.ops.get("matmul_epilogue"), Some(&6), "{:?}", r.after.ops);
+    // SwiGLU: the gate's SiLU is its matmul's epilogue, the product with it
+    // the up projection's (the cost model sees no difference to putting
+    // both in the gate's); the residual add is the down projection's.
+    assert_eq!(r.after.ops.get("matmul_epilogue"), Some(&9), "{:?}", r.after.ops);
     assert_eq!(r.after.kernels, 13, "{:?}", r.after.ops);
     let x = embeddings(&g);
     let want = run_interp(&g, std::slice::from_ref(&x)).unwrap();

@@ -35,9 +35,10 @@ pub struct ClassData {
     /// True if the class is computed from constants only (of any size).
     pub is_const: bool,
     /// Ops on the longest path from a leaf, through the class's shallowest
-    /// e-node (leaves 0). A class that depends on another is deeper than
-    /// it; the epilogue rules use this to skip operands computed from the
-    /// product itself.
+    /// e-node as known when the class or its node was added (leaves 0;
+    /// merges keep the smaller depth without re-analysing parents). A class
+    /// that depends on another is deeper than it; the epilogue rules use
+    /// this (a heuristic) to skip operands computed from the product itself.
     pub depth: u32,
 }
 
@@ -169,14 +170,10 @@ impl Analysis<ENode> for NanoAnalysis {
                 to_a = true;
             }
         }
-        if a.depth != b.depth {
-            if a.depth < b.depth {
-                to_b = true;
-            } else {
-                a.depth = b.depth;
-                to_a = true;
-            }
-        }
+        // The smaller depth, deliberately not reported as a change: parents
+        // keep theirs (a shallower alternative deep in a residual stream
+        // would otherwise re-analyse every layer above it on every merge).
+        a.depth = a.depth.min(b.depth);
         DidMerge(to_a, to_b)
     }
 
