@@ -26,7 +26,8 @@
 //! caches it) plus constant bytes at the rate of the memory holding the
 //! weights. Float data is costed at the 8-bit size: NPU targets run
 //! quantised models (issue #6). Any other op runs on the `host` CPU: its
-//! CPU cost plus `handoff_cycles` (interrupt, cache maintenance, driver), so
+//! CPU cost (at least the time to read its constants from the weights'
+//! memory) plus `handoff_cycles` (interrupt, cache maintenance, driver), so
 //! the optimiser keeps work on the NPU where a native decomposition exists
 //! (a LayerNorm stays as NPU reductions and elementwise ops, a division
 //! becomes a reciprocal lookup table and a multiply) and fuses where the
@@ -224,12 +225,6 @@ impl NpuRoofline {
     /// Estimated time of one op (ns): natively, or on the host plus a
     /// handoff; `None` if neither can run it.
     pub fn op_ns(&self, op: &Op, args: &[&TensorType], consts: &[bool], out: &TensorType) -> Option<f64> {
-        let Some(c) = self.native(op, args, consts, out) else {
-            return Some(self.host.op_ns(op, args, out)? + self.handoff_cycles / self.cycles_per_ns);
-        };
-        if matches!(op, Op::Reshape) {
-            return Some(0.0);
-        }
         let elem = |t: &TensorType| {
             if t.dtype.is_float() { self.elem_bytes } else { t.dtype.size_bytes() as f64 }
         };
@@ -237,6 +232,14 @@ impl NpuRoofline {
         let (mut act, mut weights) = (bytes(out), 0.0);
         for (i, t) in args.iter().enumerate() {
             if consts.get(i).copied().unwrap_or(false) { weights += bytes(t) } else { act += bytes(t) }
+        }
+        let Some(c) = self.native(op, args, consts, out) else {
+            // The host reads the weights from the same memory as the NPU.
+            let host = self.host.op_ns(op, args, out)?.max(weights / self.weight_bytes_per_cycle / self.cycles_per_ns);
+            return Some(host + self.handoff_cycles / self.cycles_per_ns);
+        };
+        if matches!(op, Op::Reshape) {
+            return Some(0.0);
         }
         let memory = act / self.sram_bytes_per_cycle + weights / self.weight_bytes_per_cycle;
         let compute = match op.class() {
@@ -845,6 +848,15 @@ mod tests {
         let Device::Npu(npu) = &m.device else { panic!("npu-x is an NPU") };
         let host = npu.host.op_ns(&div, &[&t, &s], &t).unwrap();
         assert_eq!(m.op_ns(&div, &[&t, &s], &t), Some(host + 4000.0));
+        // On the host, constants still stream from the weights' memory: on
+        // ethos-u55-256 that is flash at 64 bits × 0.125 = 1 B/cycle at
+        // 500 MHz, so a [256, 256] constant divisor takes 65536 × 2 ns to
+        // read, more than the host's own estimate; plus 2000 cycles = 4 µs.
+        let u55 = CostModel::for_target(&Target::find("ethos-u55-256").unwrap()).unwrap();
+        let Device::Npu(u55_npu) = &u55.device else { panic!("ethos-u55-256 is an NPU") };
+        let x = f(&[256, 256]);
+        assert!(u55_npu.host.op_ns(&div, &[&x, &x], &x).unwrap() < 131_072.0);
+        assert_eq!(u55.op_ns_with(&div, &[&x, &x], &[false, true], &x), Some(131_072.0 + 4000.0));
         assert!(!m.runs_natively(&div, &[&t, &s], &[false, true], &t));
         // A 5-D tensor is past max_rank: on the host.
         let big = f(&[1, 2, 2, 2, 2]);
