@@ -1427,12 +1427,42 @@ def register_quant_cases():
         c.output("y", np.uint8)
         return c.finish()
 
+    def dyn_qdq_matmul():
+        # Dynamic quantisation in QDQ form: DynamicQuantizeLinear -> DequantizeLinear, times
+        # per-column int8 weights (the e-graph turns it into one integer qmatmul).
+        c = case("dynamic_qdq_matmul")
+        r = R("dynamic_qdq_matmul")
+        c.input("x", randn(r, [7, 33]))
+        c.init("w", s8(r.integers(-127, 128, [33, 17])))
+        c.init("s", f32(r.uniform(0.005, 0.02, [17]))); c.init("z", s8(r.integers(-3, 4, [17])))
+        c.node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"])
+        c.node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"])
+        c.node("DequantizeLinear", ["w", "s", "z"], ["wf"], axis=1)
+        c.node("MatMul", ["xf", "wf"], ["y"]); c.output("y")
+        return c.finish()
+
+    def qdq_matmul_requant():
+        # Static QDQ with an int8 output: Q -> DQ -> MatMul(DQ weights, per tensor) -> Q.
+        c = case("qdq_matmul_requant_i8")
+        r = R("qdq_matmul_requant_i8")
+        c.input("x", randn(r, [17, 33]))
+        c.init("xs", f32(0.02)); c.init("xz", s8(3))
+        c.init("w", s8(r.integers(-127, 128, [33, 1]))); c.init("ws", f32(0.01)); c.init("wz", s8(0))
+        c.init("ys", f32(0.05)); c.init("yz", s8(-4))
+        c.node("QuantizeLinear", ["x", "xs", "xz"], ["xq"])
+        c.node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"])
+        c.node("DequantizeLinear", ["w", "ws", "wz"], ["wf"])
+        c.node("MatMul", ["xf", "wf"], ["yf"])
+        c.node("QuantizeLinear", ["yf", "ys", "yz"], ["y"]); c.output("y", np.int8)
+        return c.finish()
+
     for name, fn in [("quantizelinear_u8_per_tensor", q_per_tensor), ("quantizelinear_i8_per_axis", q_per_axis),
                      ("quantizelinear_i8_blocked", q_blocked), ("dequantizelinear_u8", dq_u8),
                      ("dequantizelinear_i8_per_axis", dq_per_axis), ("dequantize_weights_matmul", dq_weights_matmul),
                      ("dequantizelinear_i32_no_zero_point", dq_i32_bias), ("dequantizelinear_i8_blocked", dq_blocked),
                      ("dynamicquantizelinear", dynq), ("matmulinteger_u8_i8", mmi), ("convinteger_u8", convi),
-                     ("qlinearmatmul_u8", qlmm), ("qlinearconv_u8_i8_per_channel", qlconv)]:
+                     ("qlinearmatmul_u8", qlmm), ("qlinearconv_u8_i8_per_channel", qlconv),
+                     ("dynamic_qdq_matmul", dyn_qdq_matmul), ("qdq_matmul_requant_i8", qdq_matmul_requant)]:
         OPS.append((name, fn))
 
 def register_contrib_cases():

@@ -24,6 +24,6 @@ pub use error::{IrError, Result};
 pub use graph::{Graph, Node, NodeId};
 pub use ops::{Arg, Program, Step, is_fusable};
 pub use ops::{BinaryOp, Op, OpClass, ReduceKind, UnaryOp, Window, matmul_shape, quant_param_map};
-pub use ops::{PadMode, ScatterReduction};
+pub use ops::{PadMode, QMatMulForm, ScatterReduction};
 pub use shape::{Shape, TensorType};
 pub use tensor::{Bytes, Element, Tensor};

@@ -9,8 +9,10 @@ use crate::{DType, Shape, Tensor, TensorType};
 
 mod extra;
 mod program;
+mod quant;
 
 pub use program::{Arg, Program, Step, is_fusable};
+pub use quant::QMatMulForm;
 
 /// Elementwise unary functions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -283,6 +285,14 @@ pub enum Op {
     /// Matrix product with numpy semantics (batch dims broadcast; rank-1
     /// operands are promoted and the added dim removed).
     MatMul,
+    /// Matmul with quantised (i8/u8) weights `b` `[K, N]`, per-tensor or
+    /// per-column scale and zero point; `a` is f32 (weight-only) or
+    /// quantised (products of integers accumulated in i32), the result f32
+    /// or requantised. The operand count selects the form
+    /// ([`QMatMulForm`]): `(a, b, b_scale, b_zero_point)`,
+    /// `(a, a_scale, a_zero_point, b, b_scale, b_zero_point)`, and that
+    /// plus `(y_scale, y_zero_point)`.
+    QMatMul,
     /// N-d convolution, NC[spatial] layout; operands x, w [, bias].
     Conv {
         /// Window geometry.
@@ -567,6 +577,7 @@ impl Op {
             Op::Where => "where",
             Op::Trilu { .. } => "trilu",
             Op::MatMul => "matmul",
+            Op::QMatMul => "qmatmul",
             Op::Conv { .. } => "conv",
             Op::Attention { .. } => "attention",
             Op::Softmax { .. } => "softmax",
@@ -608,7 +619,7 @@ impl Op {
             Op::Unary(_) | Op::Binary(_) | Op::Clip { .. } | Op::Cast { .. } | Op::Where | Op::Trilu { .. } => {
                 OpClass::Elementwise
             }
-            Op::MatMul | Op::Conv { .. } | Op::Attention { .. } => OpClass::Contraction,
+            Op::MatMul | Op::QMatMul | Op::Conv { .. } | Op::Attention { .. } => OpClass::Contraction,
             Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. } => OpClass::Normalization,
             Op::Reduce { .. } | Op::MaxPool { .. } | Op::AvgPool { .. } => OpClass::Reduction,
             Op::Reshape
@@ -637,6 +648,7 @@ impl Op {
             Op::Reshape | Op::Transpose { .. } | Op::Slice { .. } | Op::Broadcast => (1, 1),
             Op::Binary(_) | Op::MatMul | Op::Gather { .. } => (2, 2),
             Op::Where => (3, 3),
+            Op::QMatMul => (4, 8),
             Op::Conv { .. } | Op::LayerNorm { .. } => (2, 3),
             Op::RmsNorm { .. } => (1, 2),
             Op::Attention { .. } => (3, 4),
@@ -737,6 +749,7 @@ impl Op {
                 same_dtype(args[0], args[1])?;
                 matmul_shape(&args[0].shape, &args[1].shape).map(|s| TensorType::new(args[0].dtype, s))
             }
+            Op::QMatMul => quant::qmatmul(args),
             Op::Conv { window, group } => {
                 let (x, w) = (args[0], args[1]);
                 float(x)?;

@@ -1,8 +1,8 @@
 //! Quantisation: dequantize and quantize with per-tensor, per-axis or
-//! blocked parameters.
+//! blocked parameters, and the quantised matmul.
 
 use super::{floats, from_floats, from_ints, ints};
-use crate::{DType, Tensor, TensorType, quant_param_map};
+use crate::{DType, QMatMulForm, Tensor, TensorType, quant_param_map};
 
 /// Parameter index of every element of x (row-major), from [`quant_param_map`].
 fn param_indices(x: &Tensor, p: &Tensor, axis: usize, block: usize) -> Result<Vec<usize>, String> {
@@ -47,18 +47,69 @@ pub(super) fn quantize(args: &[&Tensor], axis: usize, block: usize, ty: &TensorT
         Some(z) => ints(z)?,
         None => vec![0; sv.len()],
     };
-    let (lo, hi) = if ty.dtype == DType::U8 { (0.0, 255.0) } else { (-128.0, 127.0) };
     let pi = param_indices(x, scale, axis, block)?;
-    let out: Vec<i64> = xv
-        .iter()
-        .zip(&pi)
-        .map(|(&v, &i)| {
-            // ONNX: the division is done in f32, then rounded half to even.
-            let q = (v / sv[i]).round_ties_even() as f64 + zv[i] as f64;
-            q.clamp(lo, hi) as i64
-        })
-        .collect();
+    // ONNX: the division is done in f32, then rounded half to even.
+    let out: Vec<i64> = xv.iter().zip(&pi).map(|(&v, &i)| quantize_one(v, sv[i], zv[i], ty.dtype)).collect();
     from_ints(ty, &out)
+}
+
+/// `saturate(round_half_even(v / scale) + zero_point)` to i8 or u8 (the
+/// arithmetic of [`quantize`], for one element).
+fn quantize_one(v: f32, scale: f32, zero_point: i64, to: DType) -> i64 {
+    let (lo, hi) = if to == DType::U8 { (0.0, 255.0) } else { (-128.0, 127.0) };
+    ((v / scale).round_ties_even() as f64 + zero_point as f64).clamp(lo, hi) as i64
+}
+
+/// The quantised matmul (see `ops/quant.rs` for the forms). The weight-only
+/// form is exactly `matmul(a, dequantize(b))`: weights dequantised to f32,
+/// products accumulated in f64. The integer forms accumulate
+/// `(a - a_zp) * (b - b_zp)` in i32 (wrapping), then compute
+/// `f32(acc) * (a_scale * b_scale[n])` in f32 and, requantised, quantize
+/// that like `quantize`.
+pub(super) fn qmatmul(args: &[&Tensor], ty: &TensorType) -> Result<Tensor, String> {
+    let form =
+        QMatMulForm::of(args.len()).ok_or_else(|| format!("qmatmul takes 4, 6 or 8 operands, got {}", args.len()))?;
+    let wi = form.weights();
+    let (a, b) = (args[0], args[wi]);
+    let [k, n] = *b.shape().dims() else { return Err(format!("qmatmul weights must be a matrix, got {}", b.ty())) };
+    let bq = ints(b)?;
+    let b_scale = floats(args[wi + 1])?;
+    let b_zero = ints(args[wi + 2])?;
+    let col = |j: usize| if b_scale.len() == 1 { 0 } else { j };
+    let rows = if n == 0 { 0 } else { ty.shape.numel() / n };
+    if form == QMatMulForm::WeightOnly {
+        let mut out = Vec::with_capacity(rows * n);
+        let x = floats(a)?;
+        let w: Vec<f64> = (0..k * n)
+            .map(|i| ((bq[i] - b_zero[col(i % n)]) as f64 * b_scale[col(i % n)] as f64) as f32 as f64)
+            .collect();
+        for r in 0..rows {
+            for j in 0..n {
+                let s: f64 = (0..k).map(|p| x[r * k + p] as f64 * w[p * n + j]).sum();
+                out.push(s as f32);
+            }
+        }
+        return from_floats(ty, &out);
+    }
+    let x = ints(a)?;
+    let a_scale = floats(args[1])?[0];
+    let a_zero = ints(args[2])?[0];
+    let mut y = Vec::with_capacity(rows * n);
+    for r in 0..rows {
+        for j in 0..n {
+            let acc = (0..k)
+                .map(|p| (x[r * k + p] - a_zero) * (bq[p * n + j] - b_zero[col(j)]))
+                .fold(0i64, i64::wrapping_add) as i32;
+            y.push(acc as f32 * (a_scale * b_scale[col(j)]));
+        }
+    }
+    if form == QMatMulForm::Integer {
+        return from_floats(ty, &y);
+    }
+    let y_scale = floats(args[6])?[0];
+    let y_zero = ints(args[7])?[0];
+    let q: Vec<i64> = y.iter().map(|&v| quantize_one(v, y_scale, y_zero, ty.dtype)).collect();
+    from_ints(ty, &q)
 }
 
 #[cfg(test)]
@@ -100,5 +151,58 @@ mod tests {
         let bad = Tensor::from_vec(vec![3], vec![1.0f32, 2.0, 3.0]).unwrap();
         let e = eval_op(&Op::Dequantize { axis: 1, block: 0 }, &[&x, &bad], &TensorType::new(DType::F32, vec![2, 4]));
         assert!(e.unwrap_err().contains("fits neither"));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod qmatmul_tests {
+    use super::super::eval_op;
+    use crate::{DType, Op, Tensor, TensorType};
+
+    fn run(args: &[&Tensor], ty: TensorType) -> Tensor {
+        eval_op(&Op::QMatMul, args, &ty).unwrap()
+    }
+
+    #[test]
+    fn weight_only_is_matmul_of_dequantized_weights() {
+        let a = Tensor::from_vec(vec![2, 3], vec![1.0f32, -2.0, 0.5, 3.0, 0.25, -1.0]).unwrap();
+        let b = Tensor::from_vec(vec![3, 2], vec![10u8, 0, 20, 255, 130, 128]).unwrap();
+        let s = Tensor::from_vec(vec![2], vec![0.5f32, 0.125]).unwrap();
+        let z = Tensor::from_vec(vec![2], vec![128u8, 127]).unwrap();
+        let y = run(&[&a, &b, &s, &z], TensorType::new(DType::F32, vec![2, 2]));
+        // Dequantized weights [[-59, -15.875], [-54, 16], [1, 0.125]].
+        let w = [[-59.0f64, -15.875], [-54.0, 16.0], [1.0, 0.125]];
+        let av = a.to_vec::<f32>().unwrap();
+        let want: Vec<f32> =
+            (0..4).map(|i| (0..3).map(|p| av[(i / 2) * 3 + p] as f64 * w[p][i % 2]).sum::<f64>() as f32).collect();
+        assert_eq!(y.to_vec::<f32>().unwrap(), want);
+    }
+
+    #[test]
+    fn integer_and_requantized_forms() {
+        let a = Tensor::from_vec(vec![1, 2], vec![130u8, 120]).unwrap();
+        let (sa, za) = (Tensor::scalar(0.5f32), Tensor::scalar(128u8));
+        let b = Tensor::from_vec(vec![2, 2], vec![3i8, -4, 5, 6]).unwrap();
+        let (sb, zb) = (Tensor::scalar(0.25f32), Tensor::scalar(1i8));
+        // acc = [2*2 + -8*4, 2*-5 + -8*5] = [-28, -50]; times 0.125.
+        let y = run(&[&a, &sa, &za, &b, &sb, &zb], TensorType::new(DType::F32, vec![1, 2]));
+        assert_eq!(y.to_vec::<f32>().unwrap(), vec![-3.5, -6.25]);
+        let (sy, zy) = (Tensor::scalar(0.5f32), Tensor::scalar(-1i8));
+        let q = run(&[&a, &sa, &za, &b, &sb, &zb, &sy, &zy], TensorType::new(DType::I8, vec![1, 2]));
+        // -7 - 1 and round_half_even(-12.5) = -12, - 1.
+        assert_eq!(q.to_vec::<i8>().unwrap(), vec![-8, -13]);
+    }
+
+    #[test]
+    fn bad_operands_are_errors() {
+        let a = Tensor::from_vec(vec![1, 2], vec![1.0f32, 2.0]).unwrap();
+        let b = Tensor::from_vec(vec![2, 3], vec![1i8; 6]).unwrap();
+        let s = Tensor::from_vec(vec![2], vec![1.0f32; 2]).unwrap();
+        let z = Tensor::from_vec(vec![2], vec![0i8; 2]).unwrap();
+        let e = eval_op(&Op::QMatMul, &[&a, &b, &s, &z], &TensorType::new(DType::F32, vec![1, 3])).unwrap_err();
+        assert!(e.contains("1 or 3 elements"), "{e}");
+        let e = eval_op(&Op::QMatMul, &[&a, &b, &s], &TensorType::new(DType::F32, vec![1, 3])).unwrap_err();
+        assert!(e.contains("4 to 8"), "{e}");
     }
 }

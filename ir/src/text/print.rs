@@ -149,6 +149,7 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, String)> {
         | Op::Binary(_)
         | Op::Where
         | Op::MatMul
+        | Op::QMatMul
         | Op::Reshape
         | Op::Broadcast => Vec::new(),
         Op::Clip { min, max } => vec![("min", fmt_f32(*min)), ("max", fmt_f32(*max))],

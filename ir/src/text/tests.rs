@@ -215,6 +215,11 @@ fn every_op_graph() -> Graph {
     };
     let mm_bias = g.add_const("mm.bias", Tensor::from_vec(vec![4], vec![0.5f32, -0.5, 1.0, 0.0]).unwrap());
     op(&mut g, "matmul_epilogue", Op::MatMulEpilogue { epilogue }, &[x, w34, mm_bias]);
+    // Quantised matmul (weight-only form, per-column parameters).
+    let qw = g.add_const("qmm.w", Tensor::from_vec(vec![3, 2], vec![1i8, -2, 3, -4, 5, -6]).unwrap());
+    let qs = g.add_const("qmm.s", Tensor::from_vec(vec![2], vec![0.5f32, 0.25]).unwrap());
+    let qz = g.add_const("qmm.z", Tensor::from_vec(vec![2], vec![0i8, 1]).unwrap());
+    op(&mut g, "qmatmul", Op::QMatMul, &[x, qw, qs, qz]);
     g.add_output("logits", logits);
     g.add_output("gathered", gather);
     g.add_output("o\"ut\\", mean);
@@ -386,10 +391,11 @@ fn op_table_covers_every_op_name() {
             Op::ConvTranspose { .. } => 12,
             Op::Attention { .. } => 13,
             Op::Fused { .. } | Op::MatMulEpilogue { .. } => 14,
+            Op::QMatMul => 15,
         }
     }
-    // 35 variants of Op (arg_reduce has two names), 19 unary, 16 binary and 3 reduce kinds.
-    const NAMES: usize = 35 - 3 + 1 + 19 + 16 + 3;
+    // 36 variants of Op (arg_reduce has two names), 19 unary, 16 binary and 3 reduce kinds.
+    const NAMES: usize = 36 - 3 + 1 + 19 + 16 + 3;
 
     let g = every_op_graph();
     let mut names = BTreeSet::new();

@@ -12,13 +12,13 @@ use crate::cpu::{compile, jit::JitModel};
 use nanoc_ir::{DType, Graph, Op, PadMode, ScatterReduction, Tensor, Window};
 use nanoc_targets::Target;
 
-fn target() -> Target {
+pub(super) fn target() -> Target {
     Target::find(&format!("cpu-{}", std::env::consts::ARCH)).unwrap()
 }
 
 /// A graph computing `op` on `args` (in operand order); those at positions
 /// `const_at` are constants, the rest graph inputs.
-fn graph(op: Op, args: &[&Tensor], const_at: &[usize]) -> Graph {
+pub(super) fn graph(op: Op, args: &[&Tensor], const_at: &[usize]) -> Graph {
     let mut g = Graph::new("t");
     let ids: Vec<_> = args
         .iter()
@@ -38,12 +38,12 @@ fn graph(op: Op, args: &[&Tensor], const_at: &[usize]) -> Graph {
 }
 
 /// The graph inputs among `args`.
-fn runtime_args<'a>(args: &[&'a Tensor], const_at: &[usize]) -> Vec<&'a Tensor> {
+pub(super) fn runtime_args<'a>(args: &[&'a Tensor], const_at: &[usize]) -> Vec<&'a Tensor> {
     args.iter().enumerate().filter(|(i, _)| !const_at.contains(i)).map(|(_, t)| *t).collect()
 }
 
 /// Runs the graph through the JIT; `Err` carries the run error text.
-fn jit(g: &Graph, inputs: &[&Tensor]) -> Result<Tensor, String> {
+pub(super) fn jit(g: &Graph, inputs: &[&Tensor]) -> Result<Tensor, String> {
     let prog = compile(g, &target(), true).map_err(|e| e.to_string())?;
     let ty = prog.outputs[0].ty.clone();
     let mut m = JitModel::new(prog).map_err(|e| e.to_string())?;

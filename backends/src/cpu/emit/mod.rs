@@ -12,6 +12,8 @@ mod linalg;
 mod movement;
 mod norm;
 mod quant;
+#[cfg(test)]
+mod quant_tests;
 mod reduce;
 mod select;
 
@@ -27,6 +29,7 @@ pub fn emit(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(), String
             elementwise::emit(kb, node, args)
         }
         Op::MatMul => linalg::matmul(kb, node, args, None),
+        Op::QMatMul => quant::qmatmul(kb, node, args),
         Op::Conv { window, group } => linalg::conv(kb, node, args, window, *group),
         Op::Attention { scale, causal } => attention::attention(kb, node, args, *scale, *causal),
         Op::Softmax { axis } => norm::softmax(kb, node, *axis),

@@ -1,13 +1,13 @@
 //! Quantisation kernels: dequantize and quantize, with the parameter index
 //! of each element computed from `quant_param_map` (per tensor, per axis,
-//! or blocked).
+//! or blocked), and the quantised matmul.
 
 use super::strides;
 use crate::cpu::kernel::Kb;
 use crate::cpu::math;
-use cranelift_codegen::ir::types::{F32, I32};
+use cranelift_codegen::ir::types::{F32, I8, I32};
 use cranelift_codegen::ir::{InstBuilder, Value};
-use nanoc_ir::{DType, Node, TensorType, quant_param_map};
+use nanoc_ir::{DType, Node, QMatMulForm, TensorType, quant_param_map};
 
 /// Parameter index for the element at `ivs`: `sum((iv / div) * stride)`.
 fn param_index(kb: &mut Kb, ivs: &[Value], map: &[(usize, usize)]) -> Value {
@@ -76,28 +76,130 @@ pub(super) fn quantize(
     let map = quant_param_map(&x.shape, &args[1].shape, axis, block).ok_or("parameters do not fit")?;
     let xs = strides(x);
     let has_zp = args.len() == 3;
-    let (lo, hi) = if to == DType::U8 { (0.0, 255.0) } else { (-128.0, 127.0) };
     kb.nest(&x.shape.0, &mut |kb, ivs| {
         let i = kb.index(0, ivs, &xs);
         let pi = param_index(kb, ivs, &map);
         let (px, ps) = (kb.arg(1), kb.arg(2));
         let v = kb.load(DType::F32, px, i);
         let s = kb.load(DType::F32, ps, pi);
-        let d = kb.b.ins().fdiv(v, s);
-        let mut r = math::round_half_even(&mut kb.b, d);
-        if has_zp {
+        let z = if has_zp {
             let pz = kb.arg(3);
-            let z = load_i32(kb, to, pz, pi);
-            let zf = kb.b.ins().fcvt_from_sint(F32, z);
-            r = kb.b.ins().fadd(r, zf);
-        }
-        let (l, h) = (kb.f32c(lo), kb.f32c(hi));
-        let r = kb.b.ins().fmax(r, l);
-        let r = kb.b.ins().fmin(r, h);
-        let qi = kb.b.ins().fcvt_to_sint_sat(I32, r);
-        let q = kb.b.ins().ireduce(cranelift_codegen::ir::types::I8, qi);
+            Some(load_i32(kb, to, pz, pi))
+        } else {
+            None
+        };
+        let q = requantize(kb, v, s, z, to);
         let po = kb.arg(0);
         kb.store(to, po, i, q);
+    });
+    Ok(())
+}
+
+/// `saturate(round_half_even(v / scale) + zero_point)` to `to` (i8 or u8)
+/// as an i8 register value; `zero_point` is an i32 value (absent = 0).
+fn requantize(kb: &mut Kb, v: Value, scale: Value, zero_point: Option<Value>, to: DType) -> Value {
+    let (lo, hi) = if to == DType::U8 { (0.0, 255.0) } else { (-128.0, 127.0) };
+    let d = kb.b.ins().fdiv(v, scale);
+    let mut r = math::round_half_even(&mut kb.b, d);
+    if let Some(z) = zero_point {
+        let zf = kb.b.ins().fcvt_from_sint(F32, z);
+        r = kb.b.ins().fadd(r, zf);
+    }
+    let (l, h) = (kb.f32c(lo), kb.f32c(hi));
+    let r = kb.b.ins().fmax(r, l);
+    let r = kb.b.ins().fmin(r, h);
+    let qi = kb.b.ins().fcvt_to_sint_sat(I32, r);
+    kb.b.ins().ireduce(I8, qi)
+}
+
+/// The quantised matmul (forms in `nanoc_ir::QMatMulForm`): one output
+/// element per (row, column). Weight-only: `a · f32(b - b_zp)` summed in
+/// f32 (the weights dequantised on the fly), times the column's scale.
+/// Integer forms: `(a - a_zp) · (b - b_zp)` accumulated in i32, then
+/// `f32(acc) · (a_scale · b_scale)`, requantised for the 8-operand form.
+pub(super) fn qmatmul(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(), String> {
+    let form = QMatMulForm::of(args.len()).ok_or("qmatmul takes 4, 6 or 8 operands")?;
+    let wi = form.weights();
+    let (a, b) = (args[0], args[wi]);
+    let [k, n] = *b.shape.dims() else { return Err(format!("qmatmul weights must be a matrix, got {b}")) };
+    let rows = if n == 0 { 0 } else { node.ty.shape.numel() / n };
+    let per_column = args[wi + 1].shape.numel() != 1;
+    let to = node.ty.dtype;
+    // Kernel argument of operand `i` (argument 0 is the output).
+    let operand = |i: usize| i + 1;
+    kb.nest(&[rows, n], &mut |kb, ivs| {
+        let (r, j) = (ivs[0], ivs[1]);
+        let pi = if per_column { j } else { kb.i64c(0) };
+        let a_row = kb.b.ins().imul_imm_s(r, k as i64);
+        let pz = kb.arg(operand(wi + 2));
+        let zb = load_i32(kb, b.dtype, pz, pi);
+        let zero = kb.i64c(0);
+        // Loads `b[p, j] - b_zp` as i32 and `a[r, p]` (centred for integer forms).
+        let (pa, pb) = (kb.arg(operand(0)), kb.arg(operand(wi)));
+        let weight = |kb: &mut Kb, p: Value| {
+            let t = kb.b.ins().imul_imm_s(p, n as i64);
+            let bi = kb.b.ins().iadd(t, j);
+            let q = load_i32(kb, b.dtype, pb, bi);
+            kb.b.ins().isub(q, zb)
+        };
+        let sb = {
+            let ps = kb.arg(operand(wi + 1));
+            kb.load(DType::F32, ps, pi)
+        };
+        let oi = kb.b.ins().imul_imm_s(r, n as i64);
+        let oi = kb.b.ins().iadd(oi, j);
+        let po = kb.arg(0);
+        if form == QMatMulForm::WeightOnly {
+            let init = kb.f32c(0.0);
+            let acc = kb.var(F32, init);
+            kb.for_n(k, &mut |kb, p| {
+                let ai = kb.b.ins().iadd(a_row, p);
+                let x = kb.load(DType::F32, pa, ai);
+                let w = weight(kb, p);
+                let w = kb.b.ins().fcvt_from_sint(F32, w);
+                let prod = kb.b.ins().fmul(x, w);
+                let cur = kb.b.use_var(acc);
+                let sum = kb.b.ins().fadd(cur, prod);
+                kb.b.def_var(acc, sum);
+            });
+            let sum = kb.b.use_var(acc);
+            let y = kb.b.ins().fmul(sum, sb);
+            kb.store(DType::F32, po, oi, y);
+            return;
+        }
+        let za = {
+            let p = kb.arg(operand(2));
+            load_i32(kb, a.dtype, p, zero)
+        };
+        let init = kb.b.ins().iconst(I32, 0);
+        let acc = kb.var(I32, init);
+        kb.for_n(k, &mut |kb, p| {
+            let ai = kb.b.ins().iadd(a_row, p);
+            let x = load_i32(kb, a.dtype, pa, ai);
+            let x = kb.b.ins().isub(x, za);
+            let w = weight(kb, p);
+            let prod = kb.b.ins().imul(x, w);
+            let cur = kb.b.use_var(acc);
+            let sum = kb.b.ins().iadd(cur, prod);
+            kb.b.def_var(acc, sum);
+        });
+        let sum = kb.b.use_var(acc);
+        let sum = kb.b.ins().fcvt_from_sint(F32, sum);
+        let sa = {
+            let p = kb.arg(operand(1));
+            kb.load(DType::F32, p, zero)
+        };
+        let scale = kb.b.ins().fmul(sa, sb);
+        let y = kb.b.ins().fmul(sum, scale);
+        if form == QMatMulForm::Integer {
+            kb.store(DType::F32, po, oi, y);
+            return;
+        }
+        let (ps, pz) = (kb.arg(operand(6)), kb.arg(operand(7)));
+        let ys = kb.load(DType::F32, ps, zero);
+        let yz = load_i32(kb, to, pz, zero);
+        let q = requantize(kb, y, ys, Some(yz), to);
+        kb.store(to, po, oi, q);
     });
     Ok(())
 }

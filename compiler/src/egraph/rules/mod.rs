@@ -28,9 +28,10 @@ pub mod algebra;
 pub mod attention;
 pub mod epilogue;
 pub mod norm;
+pub mod quant;
 
 use super::analysis::{ClassData, EGraph, NanoAnalysis};
-use super::lang::{ENode, build_op, parse_type};
+use super::lang::{ENode, OpKind, build_op, parse_type};
 use egg::{Applier, ENodeOrVar, Id, Language, Pattern, PatternAst, Rewrite, Subst, Symbol, Var};
 use nanoc_ir::{DType, Graph, NodeId, Op, Tensor, TensorType};
 
@@ -162,6 +163,14 @@ impl Match<'_> {
                 Some((op, n.children().iter().map(|&k| self.eg.find(k)).collect()))
             })
             .collect()
+    }
+
+    /// The tensor of e-class `c` if it has a constant leaf (of any size).
+    pub fn const_tensor(&self, c: Id) -> Option<&Tensor> {
+        self.eg[c].nodes.iter().find_map(|n| match &n.info()?.kind {
+            OpKind::Const(i) => self.eg.analysis.consts.get(*i),
+            _ => None,
+        })
     }
 
     /// The e-class of `op(children)` if the e-graph has it.
@@ -364,6 +373,18 @@ impl Ex {
         self.g.add_const(name, t)
     }
 
+    /// A constant of type `ty` (`"i8[4]"`) holding `values` (converted to
+    /// its dtype like a cast).
+    pub fn values(&mut self, ty: &str, values: &[f32]) -> NodeId {
+        let ty = example_type(ty);
+        let t = Tensor::from_vec(ty.shape.clone(), values.to_vec())
+            .map_err(|e| e.to_string())
+            .and_then(|f| nanoc_ir::interp::eval_op(&Op::Cast { to: ty.dtype }, &[&f], &ty))
+            .unwrap_or_else(|e| panic!("example constant {ty}: {e}"));
+        let name = self.name("c");
+        self.g.add_const(name, t)
+    }
+
     /// An op node with an inferred type.
     pub fn op(&mut self, op: Op, args: &[NodeId]) -> NodeId {
         let name = self.name("n");
@@ -406,6 +427,8 @@ pub mod check {
             DType::I64 => Tensor::from_vec(ty.shape.clone(), (0..n).map(|_| (next() * 3.0) as i64).collect()),
             DType::I32 => Tensor::from_vec(ty.shape.clone(), (0..n).map(|_| (next() * 3.0) as i32).collect()),
             DType::Bool => Tensor::from_vec(ty.shape.clone(), (0..n).map(|_| next() > 0.0).collect()),
+            DType::I8 => Tensor::from_vec(ty.shape.clone(), (0..n).map(|_| (next() * 63.0) as i8).collect()),
+            DType::U8 => Tensor::from_vec(ty.shape.clone(), (0..n).map(|_| ((next() + 2.0) * 63.0) as u8).collect()),
             _ => Tensor::from_vec(ty.shape.clone(), (0..n).map(|_| next() as f32).collect()),
         }
         .unwrap()
