@@ -1517,7 +1517,7 @@ def register_contrib_cases():
         [("x", x("ms_skip_simplified_layernorm", [2, 3, 8])), ("skip", x("ms_sskln_s", [2, 3, 8])),
          ("g", 1.0 + x("ms_sskln_g", [8], 0.2))], {"g"}, epsilon=1e-5)))
 
-    def nbits(name, symmetric, k=64, n=24, block=32, bias=False):
+    def nbits(name, symmetric, k=64, n=24, block=32, bias=False, bits=4):
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
         r = R(name)
@@ -1528,7 +1528,7 @@ def register_contrib_cases():
         c.node("Relu", ["h"], ["y"])
         c.output("y")
         model, feeds = c.finish()
-        q = MatMulNBitsQuantizer(model, bits=4, block_size=block, is_symmetric=symmetric)
+        q = MatMulNBitsQuantizer(model, bits=bits, block_size=block, is_symmetric=symmetric)
         q.process()
         qm = q.model.model
         del qm.metadata_props[:]
@@ -1602,6 +1602,8 @@ def register_contrib_cases():
     OPS.append(("f16_layernorm_gelu", f16_layernorm_gelu))
     OPS.append(("ms_matmulnbits_q4_asym", lambda: nbits("ms_matmulnbits_q4_asym", False)))
     OPS.append(("ms_matmulnbits_q4_sym_k48", lambda: nbits("ms_matmulnbits_q4_sym_k48", True, k=48, block=32)))
+    # 8 bits, K = 40 in blocks of 16 (a partial last block), N = 17.
+    OPS.append(("ms_matmulnbits_q8_k40", lambda: nbits("ms_matmulnbits_q8_k40", False, k=40, n=17, block=16, bits=8)))
 
 # --------------------------------------------------------------------------- #
 # main

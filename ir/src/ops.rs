@@ -293,6 +293,17 @@ pub enum Op {
     /// `(a, a_scale, a_zero_point, b, b_scale, b_zero_point)`, and that
     /// plus `(y_scale, y_zero_point)`.
     QMatMul,
+    /// Weight-only matmul with block-quantised weights (onnxruntime's
+    /// MatMulNBits, GGUF Q4_0/Q8_0): operands `a` f32 `[.., M, K]`, `b` u8
+    /// `[N, ceil(K·bits/8)]` packed `bits`-bit values, `scales` f32
+    /// `[N, ceil(K/block)]` and optional u8 `zero_points` (default
+    /// `2^(bits-1)`); see `ops/quant.rs`.
+    QMatMulBlock {
+        /// Bits per weight: 2, 4 or 8.
+        bits: usize,
+        /// Weights per block along K (one scale and zero point each).
+        block: usize,
+    },
     /// N-d convolution, NC[spatial] layout; operands x, w [, bias].
     Conv {
         /// Window geometry.
@@ -578,6 +589,7 @@ impl Op {
             Op::Trilu { .. } => "trilu",
             Op::MatMul => "matmul",
             Op::QMatMul => "qmatmul",
+            Op::QMatMulBlock { .. } => "qmatmul_block",
             Op::Conv { .. } => "conv",
             Op::Attention { .. } => "attention",
             Op::Softmax { .. } => "softmax",
@@ -619,7 +631,9 @@ impl Op {
             Op::Unary(_) | Op::Binary(_) | Op::Clip { .. } | Op::Cast { .. } | Op::Where | Op::Trilu { .. } => {
                 OpClass::Elementwise
             }
-            Op::MatMul | Op::QMatMul | Op::Conv { .. } | Op::Attention { .. } => OpClass::Contraction,
+            Op::MatMul | Op::QMatMul | Op::QMatMulBlock { .. } | Op::Conv { .. } | Op::Attention { .. } => {
+                OpClass::Contraction
+            }
             Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. } => OpClass::Normalization,
             Op::Reduce { .. } | Op::MaxPool { .. } | Op::AvgPool { .. } => OpClass::Reduction,
             Op::Reshape
@@ -649,6 +663,7 @@ impl Op {
             Op::Binary(_) | Op::MatMul | Op::Gather { .. } => (2, 2),
             Op::Where => (3, 3),
             Op::QMatMul => (4, 8),
+            Op::QMatMulBlock { .. } => (3, 4),
             Op::Conv { .. } | Op::LayerNorm { .. } => (2, 3),
             Op::RmsNorm { .. } => (1, 2),
             Op::Attention { .. } => (3, 4),
@@ -750,6 +765,7 @@ impl Op {
                 matmul_shape(&args[0].shape, &args[1].shape).map(|s| TensorType::new(args[0].dtype, s))
             }
             Op::QMatMul => quant::qmatmul(args),
+            Op::QMatMulBlock { bits, block } => quant::qmatmul_block(args, *bits, *block),
             Op::Conv { window, group } => {
                 let (x, w) = (args[0], args[1]);
                 float(x)?;

@@ -366,6 +366,11 @@ fn flops(op: &Op, args: &[&TensorType], out: &TensorType) -> f64 {
             let k = args.first().and_then(|a| a.shape.dims().last()).copied().unwrap_or(1) as f64;
             2.0 * n * k
         }
+        Op::QMatMulBlock { .. } => {
+            // Multiply-add plus unpacking and centring each weight, per output.
+            let k = args.first().and_then(|a| a.shape.dims().last()).copied().unwrap_or(1) as f64;
+            3.0 * n * k
+        }
         Op::Conv { .. } => {
             // Each output element: a dot product over C/group × kernel.
             let w = args.get(1).map_or(1.0, |w| w.shape.dims().iter().skip(1).product::<usize>() as f64);

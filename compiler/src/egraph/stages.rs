@@ -6,7 +6,7 @@
 //! | --- | --- | --- |
 //! | `canonicalise` | `rules/algebra.rs` (+ constant folding in the analysis) | identities, commutativity, cancelling transposes/reshapes/casts |
 //! | `fusion` | `rules/activation.rs`, `rules/norm.rs`, `rules/attention.rs` | GELU (erf, tanh), SiLU, LayerNorm, RMSNorm, softmax from their decompositions (and LayerNorm back into its decomposition, for targets without it); attention from matmul/scale/mask/softmax/matmul |
-//! | `quantisation` | `rules/quant.rs` | DequantizeLinear → MatMul (→ QuantizeLinear) into `qmatmul` |
+//! | `quantisation` | `rules/quant.rs` | DequantizeLinear → MatMul (→ QuantizeLinear) into `qmatmul`; blocked weights into `qmatmul_block` |
 //! | `epilogue` | `rules/epilogue.rs` | bias, activation, residual, scale, clamp and mask select folded into the producing matmul |
 //!
 //! Every rule is local (its pattern spans one decomposition), so on a stack

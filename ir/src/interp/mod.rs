@@ -59,6 +59,7 @@ pub fn eval_op(op: &Op, args: &[&Tensor], ty: &TensorType) -> std::result::Resul
             linalg::matmul(a, b, ty)
         }
         Op::QMatMul => quant::qmatmul(args, ty),
+        Op::QMatMulBlock { bits, block } => quant::qmatmul_block(args, *bits, *block, ty),
         Op::Conv { window, group } => {
             let (x, w, bias) = two_or_three(args)?;
             linalg::conv(x, w, bias, window, *group, ty)

@@ -112,6 +112,46 @@ pub(super) fn qmatmul(args: &[&Tensor], ty: &TensorType) -> Result<Tensor, Strin
     from_ints(ty, &q)
 }
 
+/// Value `i` of a row of packed `bits`-bit values (low bits first).
+fn unpack(row: &[u8], i: usize, bits: usize) -> i64 {
+    let per_byte = 8 / bits;
+    let mask = ((1u16 << bits) - 1) as u8;
+    row.get(i / per_byte).map_or(0, |&b| ((b >> ((i % per_byte) * bits)) & mask) as i64)
+}
+
+/// The block-quantised matmul (see `ops/quant.rs`): each weight dequantised
+/// to f32 like `dequantize` does (`(q - zp) * scale` in f64, rounded once),
+/// products accumulated in f64: exactly `matmul(a, transpose(dequantize(q)))`.
+pub(super) fn qmatmul_block(args: &[&Tensor], bits: usize, block: usize, ty: &TensorType) -> Result<Tensor, String> {
+    let (a, b) = (args[0], args[1]);
+    let k = a.shape().dims().last().copied().unwrap_or(0);
+    let [n, row_bytes] = *b.shape().dims() else {
+        return Err(format!("qmatmul_block weights {} are not a matrix", b.ty()));
+    };
+    let blocks = k.div_ceil(block);
+    let x = floats(a)?;
+    let scales = floats(args[2])?;
+    let zeros = match args.get(3) {
+        Some(z) => ints(z)?,
+        None => vec![1i64 << (bits - 1); n * blocks],
+    };
+    let mut w = Vec::with_capacity(n * k);
+    for (j, row) in b.bytes().chunks(row_bytes.max(1)).take(n).enumerate() {
+        for p in 0..k {
+            let c = j * blocks + p / block;
+            w.push(((unpack(row, p, bits) - zeros[c]) as f64 * scales[c] as f64) as f32 as f64);
+        }
+    }
+    let rows = if n == 0 { 0 } else { ty.shape.numel() / n };
+    let mut out = Vec::with_capacity(rows * n);
+    for r in 0..rows {
+        for j in 0..n {
+            out.push((0..k).map(|p| x[r * k + p] as f64 * w[j * k + p]).sum::<f64>() as f32);
+        }
+    }
+    from_floats(ty, &out)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -192,6 +232,33 @@ mod qmatmul_tests {
         let q = run(&[&a, &sa, &za, &b, &sb, &zb, &sy, &zy], TensorType::new(DType::I8, vec![1, 2]));
         // -7 - 1 and round_half_even(-12.5) = -12, - 1.
         assert_eq!(q.to_vec::<i8>().unwrap(), vec![-8, -13]);
+    }
+
+    #[test]
+    fn block_quantised_weights() {
+        // K = 5 at 4 bits: rows of 3 bytes; blocks of 2 (3 per row); N = 2.
+        let q = [[1u8, 15, 8, 0, 7], [9, 9, 2, 3, 14]];
+        let pack = |r: &[u8; 5]| [r[0] | (r[1] << 4), r[2] | (r[3] << 4), r[4]];
+        let b: Vec<u8> = q.iter().flat_map(pack).collect();
+        let b = Tensor::from_vec(vec![2, 3], b).unwrap();
+        let s = Tensor::from_vec(vec![2, 3], vec![0.5f32, 0.25, 2.0, 1.0, 0.125, 4.0]).unwrap();
+        let z = Tensor::from_vec(vec![2, 3], vec![8u8, 7, 0, 9, 1, 15]).unwrap();
+        let a = Tensor::from_vec(vec![1, 5], vec![1.0f32, -2.0, 0.5, 3.0, -1.0]).unwrap();
+        let op = Op::QMatMulBlock { bits: 4, block: 2 };
+        let y = eval_op(&op, &[&a, &b, &s, &z], &TensorType::new(DType::F32, vec![1, 2])).unwrap();
+        // Row 0: (1-8)·.5, (15-8)·.5, (8-7)·.25, (0-7)·.25, (7-0)·2 = -3.5, 3.5, .25, -1.75, 14.
+        // Row 1: 0, 0, (2-1)·.125, (3-1)·.125, (14-15)·4 = 0, 0, .125, .25, -4.
+        let want = [-3.5 - 7.0 + 0.125 - 5.25 - 14.0, 0.0625 + 0.75 + 4.0];
+        assert_eq!(y.to_vec::<f32>().unwrap(), want);
+        // Without zero points every zero point is 8.
+        let y = eval_op(&op, &[&a, &b, &s], &TensorType::new(DType::F32, vec![1, 2])).unwrap();
+        let want = [-3.5 - 7.0 + 0.0 - 6.0 + 2.0, 1.0 - 2.0 - 0.375 - 1.875 - 24.0];
+        assert_eq!(y.to_vec::<f32>().unwrap(), want);
+        let e = eval_op(&op, &[&a, &b], &TensorType::new(DType::F32, vec![1, 2])).unwrap_err();
+        assert!(e.contains("3 to 4"), "{e}");
+        let narrow = Tensor::from_vec(vec![2, 2], vec![0u8; 4]).unwrap();
+        let e = eval_op(&op, &[&a, &narrow, &s], &TensorType::new(DType::F32, vec![1, 2])).unwrap_err();
+        assert!(e.contains("must be u8 [2, 3]"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,8 @@
-//! Type inference of the quantised matmul (`qmatmul`), kept out of
-//! [`Op::infer`](super::Op::infer)'s match so that it stays readable.
+//! Type inference of the quantised matmuls (`qmatmul`, `qmatmul_block`),
+//! kept out of [`Op::infer`](super::Op::infer)'s match so that it stays
+//! readable.
+//!
+//! ## `qmatmul`
 //!
 //! `qmatmul` has no attributes: its operands say which form it is.
 //!
@@ -20,6 +23,23 @@
 //! - `acc[.., m, n] = sum_k (a[.., m, k] - a_zero_point) * (b[k, n] -
 //!   b_zero_point[n])`, exact in i32 (wrapping on overflow, which needs
 //!   K > 33,000 full-range products).
+//!
+//! ## `qmatmul_block{bits, block}(a, b, scales [, zero_points])`
+//!
+//! Weight-only matmul with block-quantised weights, the form of onnxruntime's
+//! MatMulNBits and of GGUF's Q4_0/Q8_0:
+//! `y[.., m, n] = sum_k a[.., m, k] * (q[n, k] - zp[n, k / block]) * scale[n, k / block]`.
+//!
+//! - `a` is f32 `[.., M, K]` (rank >= 1; the result is `[.., M, N]`).
+//! - `b` is u8 `[N, ceil(K * bits / 8)]`: row `n` packs the `bits`-bit
+//!   unsigned values `q[n, 0..K]`, `8 / bits` per byte, low bits first
+//!   (bits 2, 4 or 8).
+//! - `scales` is f32 `[N, ceil(K / block)]`; `zero_points`, if present, u8
+//!   of the same shape (one value per byte); absent, every zero point is
+//!   `2^(bits - 1)`.
+//! - GGUF Q4_0 is `bits=4, block=32` with the default zero point 8 (f16
+//!   scales widened); Q8_0 is `bits=8, block=32` with its i8 values offset by
+//!   128 and zero point 128.
 
 use crate::{DType, TensorType, matmul_shape};
 
@@ -115,4 +135,37 @@ pub(super) fn qmatmul(args: &[&TensorType]) -> Inferred {
         DType::F32
     };
     Ok(TensorType::new(dtype, shape))
+}
+
+/// qmatmul_block: see the module docs.
+pub(super) fn qmatmul_block(args: &[&TensorType], bits: usize, block: usize) -> Inferred {
+    if !matches!(bits, 2 | 4 | 8) || block == 0 {
+        return Err(format!("qmatmul_block needs bits 2, 4 or 8 and a positive block, got bits={bits} block={block}"));
+    }
+    let (a, b, scales) = (args[0], args[1], args[2]);
+    if a.dtype != DType::F32 {
+        return Err(format!("qmatmul_block takes f32 activations, got {a}"));
+    }
+    let k = *a.shape.dims().last().ok_or_else(|| format!("qmatmul_block activations must have rank >= 1, got {a}"))?;
+    let [n, row_bytes] = *b.shape.dims() else {
+        return Err(format!("qmatmul_block weights must be u8 [N, packed K], got {b}"));
+    };
+    let want_bytes = k.checked_mul(bits).ok_or("qmatmul_block K overflows")?.div_ceil(8);
+    if b.dtype != DType::U8 || row_bytes != want_bytes {
+        return Err(format!("qmatmul_block weights for K={k} at {bits} bits must be u8 [{n}, {want_bytes}], got {b}"));
+    }
+    let blocks = k.div_ceil(block);
+    if scales.dtype != DType::F32 || scales.shape.dims() != [n, blocks] {
+        return Err(format!("qmatmul_block scales must be f32 [{n}, {blocks}], got {scales}"));
+    }
+    if let Some(z) = args.get(3)
+        && (z.dtype != DType::U8 || z.shape != scales.shape)
+    {
+        return Err(format!("qmatmul_block zero points must be u8 [{n}, {blocks}], got {z}"));
+    }
+    // [.., M, K] -> [.., M, N]; a rank-1 [K] gives [N] (numpy matmul).
+    let mut shape = a.shape.0.clone();
+    shape.pop();
+    shape.push(n);
+    Ok(TensorType::new(DType::F32, shape))
 }

@@ -101,6 +101,10 @@ pub(super) const OPS: &[OpDef] = &[
     op!("trilu", &["upper", "k"], |a| Ok(Op::Trilu { upper: a.bool("upper")?, k: a.i64("k")? })),
     op!("matmul", Op::MatMul),
     op!("qmatmul", Op::QMatMul),
+    op!("qmatmul_block", &["bits", "block"], |a| Ok(Op::QMatMulBlock {
+        bits: a.usize("bits")?,
+        block: a.usize("block")?
+    })),
     op!("conv", CONV, |a| Ok(Op::Conv { window: a.window()?, group: a.usize("group")? })),
     op!("attention", &["scale", "causal"], |a| Ok(Op::Attention { scale: a.f32("scale")?, causal: a.bool("causal")? })),
     op!("softmax", AXIS, |a| Ok(Op::Softmax { axis: a.usize("axis")? })),

@@ -155,6 +155,7 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, String)> {
         Op::Clip { min, max } => vec![("min", fmt_f32(*min)), ("max", fmt_f32(*max))],
         Op::Cast { to } => vec![("to", to.name().to_string())],
         Op::Dequantize { axis, block } => vec![("axis", axis.to_string()), ("block", block.to_string())],
+        Op::QMatMulBlock { bits, block } => vec![("bits", bits.to_string()), ("block", block.to_string())],
         Op::Quantize { axis, block, to } => {
             vec![("axis", axis.to_string()), ("block", block.to_string()), ("to", to.name().to_string())]
         }

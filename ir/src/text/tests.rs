@@ -220,6 +220,10 @@ fn every_op_graph() -> Graph {
     let qs = g.add_const("qmm.s", Tensor::from_vec(vec![2], vec![0.5f32, 0.25]).unwrap());
     let qz = g.add_const("qmm.z", Tensor::from_vec(vec![2], vec![0i8, 1]).unwrap());
     op(&mut g, "qmatmul", Op::QMatMul, &[x, qw, qs, qz]);
+    // Block-quantised matmul: 4-bit weights [N=2, K=3] packed in 2 bytes per row, blocks of 2.
+    let bw = g.add_const("qmb.w", Tensor::from_vec(vec![2, 2], vec![0x1fu8, 0x0a, 0xe3, 0x07]).unwrap());
+    let bs = g.add_const("qmb.s", Tensor::from_vec(vec![2, 2], vec![0.5f32, 0.25, 1.0, 2.0]).unwrap());
+    op(&mut g, "qmatmul_block", Op::QMatMulBlock { bits: 4, block: 2 }, &[x, bw, bs]);
     g.add_output("logits", logits);
     g.add_output("gathered", gather);
     g.add_output("o\"ut\\", mean);
@@ -391,11 +395,11 @@ fn op_table_covers_every_op_name() {
             Op::ConvTranspose { .. } => 12,
             Op::Attention { .. } => 13,
             Op::Fused { .. } | Op::MatMulEpilogue { .. } => 14,
-            Op::QMatMul => 15,
+            Op::QMatMul | Op::QMatMulBlock { .. } => 15,
         }
     }
-    // 36 variants of Op (arg_reduce has two names), 19 unary, 16 binary and 3 reduce kinds.
-    const NAMES: usize = 36 - 3 + 1 + 19 + 16 + 3;
+    // 37 variants of Op (arg_reduce has two names), 19 unary, 16 binary and 3 reduce kinds.
+    const NAMES: usize = 37 - 3 + 1 + 19 + 16 + 3;
 
     let g = every_op_graph();
     let mut names = BTreeSet::new();

@@ -30,6 +30,7 @@ pub fn emit(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(), String
         }
         Op::MatMul => linalg::matmul(kb, node, args, None),
         Op::QMatMul => quant::qmatmul(kb, node, args),
+        Op::QMatMulBlock { bits, block } => quant::qmatmul_block(kb, node, args, *bits, *block),
         Op::Conv { window, group } => linalg::conv(kb, node, args, window, *group),
         Op::Attention { scale, causal } => attention::attention(kb, node, args, *scale, *causal),
         Op::Softmax { axis } => norm::softmax(kb, node, *axis),

@@ -203,3 +203,97 @@ pub(super) fn qmatmul(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<
     });
     Ok(())
 }
+
+/// The block-quantised matmul (`qmatmul_block`, see `nanoc_ir`'s
+/// `ops/quant.rs`): per output element and block, `a · f32(q - zp)` summed
+/// in f32 with the `bits`-bit values unpacked on the fly, times the block's
+/// scale, added to the total. Full blocks run in a loop, a partial last
+/// block after it.
+pub(super) fn qmatmul_block(
+    kb: &mut Kb,
+    node: &Node,
+    args: &[&TensorType],
+    bits: usize,
+    block: usize,
+) -> Result<(), String> {
+    let (a, b) = (args[0], args[1]);
+    let k = *a.shape.dims().last().ok_or("qmatmul_block activations have rank 0")?;
+    let [n, row_bytes] = *b.shape.dims() else { return Err(format!("qmatmul_block weights {b} are not a matrix")) };
+    if !matches!(bits, 2 | 4 | 8) || block == 0 {
+        return Err(format!("qmatmul_block bits={bits} block={block} is not supported"));
+    }
+    let blocks = k.div_ceil(block);
+    let (full, tail) = (k / block, k % block);
+    let rows = if n == 0 { 0 } else { node.ty.shape.numel() / n };
+    let has_zero_points = args.len() == 4;
+    let per_byte = 8 / bits;
+    let mask = (1i64 << bits) - 1;
+    kb.nest(&[rows, n], &mut |kb, ivs| {
+        let (r, j) = (ivs[0], ivs[1]);
+        let a_row = kb.b.ins().imul_imm_s(r, k as i64);
+        let b_row = kb.b.ins().imul_imm_s(j, row_bytes as i64);
+        let p_row = kb.b.ins().imul_imm_s(j, blocks as i64);
+        let init = kb.f32c(0.0);
+        let total = kb.var(F32, init);
+        // One block: `len` weights from element `start`, parameters at `pi`.
+        let one_block = |kb: &mut Kb, start: Value, len: usize, pi: Value| {
+            let z = if has_zero_points {
+                let pz = kb.arg(4);
+                load_i32(kb, DType::U8, pz, pi)
+            } else {
+                kb.b.ins().iconst(I32, 1i64 << (bits - 1))
+            };
+            let init = kb.f32c(0.0);
+            let part = kb.var(F32, init);
+            kb.for_n(len, &mut |kb, t| {
+                let p = kb.b.ins().iadd(start, t);
+                let ai = kb.b.ins().iadd(a_row, p);
+                let pa = kb.arg(1);
+                let x = kb.load(DType::F32, pa, ai);
+                let byte_index =
+                    if per_byte == 1 { p } else { kb.b.ins().ushr_imm_u(p, per_byte.trailing_zeros() as i64) };
+                let bi = kb.b.ins().iadd(b_row, byte_index);
+                let pb = kb.arg(2);
+                let byte = load_i32(kb, DType::U8, pb, bi);
+                let q = if per_byte == 1 {
+                    byte
+                } else {
+                    let sub = kb.b.ins().band_imm_s(p, per_byte as i64 - 1);
+                    let shift = kb.b.ins().imul_imm_s(sub, bits as i64);
+                    let shift = kb.b.ins().ireduce(I32, shift);
+                    let v = kb.b.ins().ushr(byte, shift);
+                    kb.b.ins().band_imm_s(v, mask)
+                };
+                let c = kb.b.ins().isub(q, z);
+                let w = kb.b.ins().fcvt_from_sint(F32, c);
+                let prod = kb.b.ins().fmul(x, w);
+                let cur = kb.b.use_var(part);
+                let sum = kb.b.ins().fadd(cur, prod);
+                kb.b.def_var(part, sum);
+            });
+            let ps = kb.arg(3);
+            let s = kb.load(DType::F32, ps, pi);
+            let sum = kb.b.use_var(part);
+            let scaled = kb.b.ins().fmul(sum, s);
+            let cur = kb.b.use_var(total);
+            let t = kb.b.ins().fadd(cur, scaled);
+            kb.b.def_var(total, t);
+        };
+        kb.for_n(full, &mut |kb, blk| {
+            let start = kb.b.ins().imul_imm_s(blk, block as i64);
+            let pi = kb.b.ins().iadd(p_row, blk);
+            one_block(kb, start, block, pi);
+        });
+        if tail > 0 {
+            let start = kb.i64c((full * block) as i64);
+            let pi = kb.b.ins().iadd_imm_s(p_row, full as i64);
+            one_block(kb, start, tail, pi);
+        }
+        let oi = kb.b.ins().imul_imm_s(r, n as i64);
+        let oi = kb.b.ins().iadd(oi, j);
+        let po = kb.arg(0);
+        let y = kb.b.use_var(total);
+        kb.store(DType::F32, po, oi, y);
+    });
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! The quantised matmul kernels against the reference interpreter on odd
-//! shapes (M 1/7/17, K 33/100, N 1/17), every form, i8 and u8, per-tensor
-//! and per-column parameters. Integer forms must agree bit for bit (the
+//! shapes (M 1/7/17, K 33/100, N 1/17): `qmatmul` in every form, i8 and
+//! u8, per-tensor and per-column parameters; `qmatmul_block` at 2, 4 and 8
+//! bits, with and without zero points, K a multiple of the block or not. Integer forms must agree bit for bit (the
 //! kernel and the interpreter do the same i32 and f32 arithmetic); the
 //! weight-only form sums in f32 in the kernel and in f64 in the
 //! interpreter, so it is compared within the f32 rounding of a K-term sum.
@@ -44,13 +45,20 @@ fn floats(shape: &[usize], lo: f32, hi: f32, seed: u64) -> Tensor {
 /// `const_at` are constants) and compares; the bundle code must be
 /// relocation-free.
 fn check(args: &[&Tensor], const_at: &[usize], k: usize) {
-    let g = graph(Op::QMatMul, args, const_at);
+    check_op(Op::QMatMul, args, const_at, k);
+}
+
+/// [`check`] for any quantised matmul op; float results of the weight-only
+/// ops are compared within the rounding of a K-term f32 sum.
+fn check_op(op: Op, args: &[&Tensor], const_at: &[usize], k: usize) {
+    let weight_only = args.len() == 4 && op == Op::QMatMul || matches!(op, Op::QMatMulBlock { .. });
+    let g = graph(op, args, const_at);
     let inputs = runtime_args(args, const_at);
     let owned: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
     let want = nanoc_ir::interp::run(&g, &owned).unwrap().remove(0);
     let got = jit(&g, &inputs).unwrap();
     assert_eq!(got.ty(), want.ty());
-    if args.len() == 4 {
+    if weight_only {
         let (a, b) = (got.to_vec::<f32>().unwrap(), want.to_vec::<f32>().unwrap());
         let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
         let tol = 4.0 * f32::EPSILON * k as f32 * scale;
@@ -121,4 +129,37 @@ fn qmatmul_integer_kernels() {
             }
         }
     }
+}
+
+#[test]
+fn qmatmul_block_kernels() {
+    let mut seed = 900;
+    for (m, k, n) in [(1, 33, 1), (7, 100, 17), (17, 33, 17), (1, 64, 17)] {
+        for bits in [2, 4, 8] {
+            for block in [16, 32] {
+                for zero_points in [false, true] {
+                    seed += 10;
+                    let a = floats(&[m, k], -2.0, 2.0, seed);
+                    let row_bytes = (k * bits).div_ceil(8);
+                    let b = quantised(DType::U8, &[n, row_bytes], seed + 1);
+                    let blocks = k.div_ceil(block);
+                    let s = floats(&[n, blocks], 0.01, 0.1, seed + 2);
+                    let top = (1i64 << bits) - 1;
+                    let z: Vec<u8> = ints(n * blocks, 0, top, seed + 3).iter().map(|&v| v as u8).collect();
+                    let z = Tensor::from_vec(vec![n, blocks], z).unwrap();
+                    let op = Op::QMatMulBlock { bits, block };
+                    if zero_points {
+                        check_op(op, &[&a, &b, &s, &z], &[1, 2, 3], k);
+                    } else {
+                        check_op(op, &[&a, &b, &s], &[1, 2], k);
+                    }
+                }
+            }
+        }
+    }
+    // Batched activations and weights as run-time inputs.
+    let a = floats(&[2, 3, 40], -1.0, 1.0, 7);
+    let b = quantised(DType::U8, &[5, 20], 8);
+    let s = floats(&[5, 3], 0.01, 0.1, 9);
+    check_op(Op::QMatMulBlock { bits: 4, block: 16 }, &[&a, &b, &s], &[], 40);
 }

@@ -12,6 +12,11 @@
 //! `[K, N]` with per-tensor or per-column parameters and a per-tensor `a`;
 //! the Rust right-hand sides check what the type check cannot see: the
 //! dequantize's axis (a `[N]` scale on a square matrix could be per row).
+//!
+//! Blocked weights (the decomposed form of MatMulNBits, or ONNX's blocked
+//! DequantizeLinear on `[K, N]` weights) with constant values and zero
+//! points become `qmatmul_block`, packed at compile time: 4 bits when every
+//! value fits, else 8.
 
 use super::{Ex, Match, Rule, Term, rw_fn};
 use egg::Id;
@@ -35,6 +40,10 @@ pub fn rules() -> Vec<Rule> {
         rw_fn("qmatmul-integer", "(matmul (dequantize ?a ?sa ?za) (dequantize ?b ?sb ?zb))", qmatmul_integer, "", integer_example),
         // law: quantize(qmatmul(a, sa, za, b, sb, zb), sy, zy) = qmatmul(a, sa, za, b, sb, zb, sy, zy)   (sy, zy per tensor)
         rw_fn("qmatmul-requantize", "(quantize (qmatmul ?a ?sa ?za ?b ?sb ?zb) ?sy ?zy)", qmatmul_requantize, "", requantize_example),
+        // law: a · transpose(dequantize_blocks(q, s, z)) = qmatmul_block(a, pack(q), s, z)   (q, z constant [N, K] and [N, K/block]; 4 bits if every value < 16, else 8; i8 offset by 128)
+        rw_fn("qmatmul-block", "(matmul ?a (transpose (dequantize ?q ?s ?z)))", qmatmul_block_nk, "", |e| block_example(e, true)),
+        // law: a · dequantize_blocks(q, s, z) = qmatmul_block(a, pack(qᵀ), sᵀ, zᵀ)   (q [K, N] blocked along K; q, s, z constant)
+        rw_fn("qmatmul-block-kn", "(matmul ?a (dequantize ?q ?s ?z))", qmatmul_block_kn, "", |e| block_example(e, false)),
     ]
 }
 
@@ -153,6 +162,104 @@ fn qmatmul_requantize(m: &Match<'_>) -> Vec<Term> {
         return Vec::new();
     };
     vec![Term::node(Op::QMatMul, [a, sa, za, b, sb, zb, sy, zy].map(Term::Class).to_vec())]
+}
+
+/// The unsigned weights and zero points of a blocked constant, as
+/// `qmatmul_block` stores them: i8 values offset by 128; 4 bits when every
+/// value is below 16, else 8.
+fn unsigned(q: &Tensor, z: &Tensor) -> Option<(Vec<u8>, Vec<u8>, usize)> {
+    let offset = match q.dtype() {
+        DType::U8 => 0,
+        DType::I8 => 128,
+        _ => return None,
+    };
+    let shift = |t: &Tensor| -> Option<Vec<u8>> {
+        t.to_i64_vec().ok()?.into_iter().map(|v| u8::try_from(v + offset).ok()).collect()
+    };
+    let (qv, zv) = (shift(q)?, shift(z)?);
+    let bits = if qv.iter().chain(&zv).all(|&v| v < 16) { 4 } else { 8 };
+    Some((qv, zv, bits))
+}
+
+/// `qmatmul_block(a, pack(q), s, z)` for constant `q` `[N, K]` and `z`
+/// `[N, blocks]` (i8 or u8) and scale term `s`.
+fn block_term(a: Id, q: &Tensor, s: Term, z: &Tensor, block: usize) -> Option<Term> {
+    let [n, k] = *q.shape().dims() else { return None };
+    let (qv, zv, bits) = unsigned(q, z)?;
+    let row_bytes = (k * bits).div_ceil(8);
+    let mut packed = vec![0u8; n * row_bytes];
+    for (r, row) in qv.chunks(k.max(1)).enumerate() {
+        for (i, &v) in row.iter().enumerate() {
+            *packed.get_mut(r * row_bytes + i * bits / 8)? |= v << (i * bits % 8);
+        }
+    }
+    let packed = Tensor::from_vec(vec![n, row_bytes], packed).ok()?;
+    let zeros = Tensor::from_vec(z.shape().clone(), zv).ok()?;
+    let op = Op::QMatMulBlock { bits, block };
+    Some(Term::node(op, vec![Term::Class(a), Term::Const(packed), s, Term::Const(zeros)]))
+}
+
+/// The block size of a blocked `dequantize` along `axis` over `[q, s, z]` in class `c`.
+fn blocked(m: &Match<'_>, c: Id, kids: [Id; 3], axis: usize) -> Option<usize> {
+    dequantizes(m, c, &kids).find_map(|op| match op {
+        Op::Dequantize { axis: x, block } if *x == axis && *block > 0 => Some(*block),
+        _ => None,
+    })
+}
+
+/// `a · transpose(dequantize{axis=1, block}(q [N, K], s, z))`.
+fn qmatmul_block_nk(m: &Match<'_>) -> Vec<Term> {
+    let vars = ["?a", "?q", "?s", "?z"].map(|v| m.var(v));
+    let [Some(a), Some(q), Some(s), Some(z)] = vars else { return Vec::new() };
+    let (Some(qt), Some(zt)) = (m.const_tensor(q), m.const_tensor(z)) else { return Vec::new() };
+    let transposed = matmul_rhs(m, a).into_iter().flat_map(|t| m.ops(t, "transpose"));
+    let block = transposed
+        .filter(|(op, _)| matches!(op, Op::Transpose { perm } if perm == &[1, 0]))
+        .find_map(|(_, kids)| blocked(m, kids[0], [q, s, z], 1));
+    block.and_then(|b| block_term(a, qt, Term::Class(s), zt, b)).into_iter().collect()
+}
+
+/// `a · dequantize{axis=0, block}(q [K, N], s, z)`: q, s and z transposed
+/// at compile time.
+fn qmatmul_block_kn(m: &Match<'_>) -> Vec<Term> {
+    let vars = ["?a", "?q", "?s", "?z"].map(|v| m.var(v));
+    let [Some(a), Some(q), Some(s), Some(z)] = vars else { return Vec::new() };
+    let consts = (m.const_tensor(q), m.const_tensor(s), m.const_tensor(z));
+    let (Some(qt), Some(st), Some(zt)) = consts else { return Vec::new() };
+    let Some(block) = matmul_rhs(m, a).into_iter().find_map(|w| blocked(m, w, [q, s, z], 0)) else {
+        return Vec::new();
+    };
+    let t = |x: &Tensor| {
+        let [r, c] = *x.shape().dims() else { return None };
+        let ty = nanoc_ir::TensorType::new(x.dtype(), vec![c, r]);
+        interp::eval_op(&Op::Transpose { perm: vec![1, 0] }, &[x], &ty).ok()
+    };
+    let (Some(qn), Some(sn), Some(zn)) = (t(qt), t(st), t(zt)) else { return Vec::new() };
+    block_term(a, &qn, Term::Const(sn), &zn, block).into_iter().collect()
+}
+
+/// `a [3, 40] · W`, W 4-bit-valued u8 weights (N = 5) in blocks of 16 along
+/// K: `transpose(dequantize(q [5, 40]))` or `dequantize(q [40, 5])`.
+fn block_example(e: &mut Ex, nk: bool) -> NodeId {
+    let a = e.input("f32[3,40]");
+    let (n, k, blocks) = (5usize, 40usize, 3usize);
+    let q: Vec<f32> = (0..n * k).map(|i| ((i * 7) % 16) as f32).collect();
+    let s: Vec<f32> = (0..n * blocks).map(|i| 0.01 + 0.002 * i as f32).collect();
+    let z: Vec<f32> = (0..n * blocks).map(|i| (i % 16) as f32).collect();
+    if nk {
+        let q = e.values(&format!("u8[{n},{k}]"), &q);
+        let s = e.values(&format!("f32[{n},{blocks}]"), &s);
+        let z = e.values(&format!("u8[{n},{blocks}]"), &z);
+        let w = e.op(Op::Dequantize { axis: 1, block: 16 }, &[q, s, z]);
+        let wt = e.op(Op::Transpose { perm: vec![1, 0] }, &[w]);
+        e.op(Op::MatMul, &[a, wt])
+    } else {
+        let q = e.values(&format!("i8[{k},{n}]"), &q.iter().map(|v| v * 9.0 - 70.0).collect::<Vec<_>>());
+        let s = e.values(&format!("f32[{blocks},{n}]"), &s);
+        let z = e.values(&format!("i8[{blocks},{n}]"), &z.iter().map(|v| v - 8.0).collect::<Vec<_>>());
+        let w = e.op(Op::Dequantize { axis: 0, block: 16 }, &[q, s, z]);
+        e.op(Op::MatMul, &[a, w])
+    }
 }
 
 /// Per-column scale (f32 [n]) and zero point (`dtype` [n]) constants.

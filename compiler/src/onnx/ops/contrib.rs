@@ -123,13 +123,30 @@ fn unpack_rows(packed: &[u8], rows: usize, row_bytes: usize, count: usize, bits:
     Some(out)
 }
 
+/// Packs `bits`-bit values (one per byte, rows of `count`) into rows of
+/// `ceil(count * bits / 8)` bytes, low bits first: `qmatmul_block`'s layout.
+fn pack_rows(values: &[u8], count: usize, bits: usize) -> Vec<u8> {
+    let per_byte = 8 / bits;
+    let row_bytes = count.saturating_mul(bits).div_ceil(8);
+    let mut out = vec![0u8; (values.len() / count.max(1)).saturating_mul(row_bytes)];
+    for (r, row) in values.chunks(count.max(1)).enumerate() {
+        for (i, &v) in row.iter().enumerate() {
+            if let Some(byte) = out.get_mut(r * row_bytes + i / per_byte) {
+                *byte |= v << ((i % per_byte) * bits);
+            }
+        }
+    }
+    out
+}
+
 /// MatMulNBits: `A @ dequantize(B)^T [+ bias]` with B holding `bits`-bit
 /// (2, 4 or 8) unsigned values in blocks of `block_size` along K, one
 /// scale (and optional packed zero point, default `2^(bits-1)`) per block.
-/// The constant B is unpacked at import to a u8 [N, K] tensor that stays
-/// quantised in the graph (a `dequantize` node with blocked parameters).
+/// Imported into one `qmatmul_block`: B is repacked at import from
+/// onnxruntime's padded blocks to rows of K values, the zero points
+/// unpacked to one per byte; the weights stay `bits` wide in the bundle.
 fn matmul_nbits(c: &mut Ctx<'_, '_>) -> Res<()> {
-    let a = c.input(0)?;
+    let (a, ta) = c.input_typed(0)?;
     let get = |c: &Ctx<'_, '_>, name: &str| -> Res<usize> {
         let v = c.attr_int(name)?.ok_or_else(|| c.err(format!("missing attribute `{name}`")))?;
         usize::try_from(v).ok().filter(|&v| v > 0).ok_or_else(|| c.err(format!("attribute `{name}` must be positive")))
@@ -142,6 +159,9 @@ fn matmul_nbits(c: &mut Ctx<'_, '_>) -> Res<()> {
     };
     if c.opt_input(4)?.is_some() {
         return Err(c.unsupported("input g_idx (act-order) is not supported"));
+    }
+    if ta.shape.dims().last() != Some(&k) {
+        return Err(c.err(format!("input A {ta} must have K = {k} as its last dim")));
     }
     let k_blocks = k.div_ceil(block);
     // Sizes come from the file: checked arithmetic, compared with the data
@@ -157,8 +177,9 @@ fn matmul_nbits(c: &mut Ctx<'_, '_>) -> Res<()> {
         return Err(c.err(format!("B must be u8 [{n}, {k_blocks}, {blob}], got {}", b.ty())));
     }
     let q = unpack_rows(b.bytes(), n, row_len, k, bits).ok_or_else(|| c.err("B is too short"))?;
-    let q = Tensor::from_vec(vec![n, k], q).map_err(|e| c.err(e.to_string()))?;
-    let qb = c.add_const(Some("weights_u8"), q);
+    let packed_row = k.checked_mul(bits).ok_or_else(|| too_big(c))?.div_ceil(8);
+    let q = Tensor::from_vec(vec![n, packed_row], pack_rows(&q, k, bits)).map_err(|e| c.err(e.to_string()))?;
+    let qb = c.add_const(Some("weights"), q);
     let scales = c.require_const(2)?;
     if scales.dtype() != DType::F32 || scales.shape().numel() != n_scales {
         return Err(c.err(format!("scales must be f32 with {n}x{k_blocks} elements, got {}", scales.ty())));
@@ -174,17 +195,19 @@ fn matmul_nbits(c: &mut Ctx<'_, '_>) -> Res<()> {
             if Some(z.shape().numel()) != n.checked_mul(row_bytes) {
                 return Err(c.err(format!("zero points must have {n}x{row_bytes} bytes, got {}", z.ty())));
             }
-            unpack_rows(z.bytes(), n, row_bytes, k_blocks, bits).ok_or_else(|| c.err("zero points are too short"))?
+            let zp = unpack_rows(z.bytes(), n, row_bytes, k_blocks, bits)
+                .ok_or_else(|| c.err("zero points are too short"))?;
+            Some(Tensor::from_vec(vec![n, k_blocks], zp).map_err(|e| c.err(e.to_string()))?)
         }
-        None => vec![1u8 << (bits - 1); n_scales],
+        // qmatmul_block's default zero point is MatMulNBits' own, 2^(bits-1).
+        None => None,
     };
-    let zp = Tensor::from_vec(vec![n, k_blocks], zp).map_err(|e| c.err(e.to_string()))?;
-    let sc = c.add_const(Some("scales"), scales);
-    let zc = c.add_const(Some("zero_points"), zp);
-    let w = c.add(Some("dequantized"), Op::Dequantize { axis: 1, block }, &[qb, sc, zc])?;
-    let wt = c.add(Some("transposed"), Op::Transpose { perm: vec![1, 0] }, &[w])?;
-    let mut y = c.add(Some("matmul"), Op::MatMul, &[a, wt])?;
-    if let Some(bias) = c.opt_input(5)? {
+    let mut args = vec![a, qb, c.add_const(Some("scales"), scales)];
+    args.extend(zp.map(|z| c.add_const(Some("zero_points"), z)));
+    let bias = c.opt_input(5)?;
+    let op = Op::QMatMulBlock { bits, block };
+    let mut y = c.add(bias.map(|_| "matmul"), op, &args)?;
+    if let Some(bias) = bias {
         y = c.add(None, Op::Binary(BinaryOp::Add), &[y, bias])?;
     }
     c.set_output(0, y);
