@@ -133,6 +133,26 @@ fn c_program_runs_the_mlp_through_the_c_api() {
     assert!(stdout.contains("input 0: "), "{stdout}");
     assert!(stdout.contains("corrupt bundle: status 3: ") && stdout.contains("checksum mismatch"), "{stdout}");
     assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
+
+    // README's "Embed in C" example, built the same way, on the same bundle.
+    let embed = dir.join("embed");
+    let out = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic"])
+        .arg("-I")
+        .arg(repo().join("runtime/include"))
+        .arg(repo().join("runtime/examples/embed.c"))
+        .arg(&lib)
+        .args(native.split_whitespace())
+        .arg("-o")
+        .arg(&embed)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{cc} failed on embed.c:\n{}", String::from_utf8_lossy(&out.stderr));
+    let run = Command::new(&embed).arg(dir.join("model.nanob")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    println!("{stdout}");
+    assert!(run.status.success(), "embed failed:\n{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("input 0: ") && stdout.contains("output 0: ") && stdout.contains("arena "), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
