@@ -1,6 +1,6 @@
 //! The `nanoc` command-line interface.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use nanoc::driver;
 use nanoc::egraph::OptReport;
@@ -49,6 +49,14 @@ enum Cmd {
         /// Symbol prefix for --emit obj (default: the output file name as a C identifier).
         #[arg(long, value_name = "NAME")]
         prefix: Option<String>,
+        /// Magnitude-prune constant matmul weights: `2:4` (two of every four
+        /// along K) or a ratio in (0, 1) zeroed per weight.
+        #[arg(long, value_name = "2:4|RATIO")]
+        prune: Option<String>,
+        /// With --prune: an input as NAME=FILE.npy (repeatable) to report the
+        /// accuracy change on (the interpreter runs the model before and after).
+        #[arg(long = "input", short, value_name = "NAME=FILE.npy")]
+        inputs: Vec<String>,
         #[command(flatten)]
         opt: OptArgs,
     },
@@ -178,16 +186,31 @@ impl Progress {
 fn run(cli: Cli) -> Result<()> {
     let pr = Progress { quiet: cli.quiet, start: Instant::now() };
     match cli.cmd {
-        Cmd::Compile { model, target, output, emit, dims, prefix, opt } => {
+        Cmd::Compile { model, target, output, emit, dims, prefix, prune, inputs, opt } => {
             if prefix.is_some() && emit != Emit::Obj {
                 bail!("--prefix only applies to --emit obj");
+            }
+            if prune.is_none() && !inputs.is_empty() {
+                bail!("--input only applies to --prune (it measures the accuracy change)");
             }
             let t = driver::resolve_target(&target)?;
             if matches!(emit, Emit::Bundle | Emit::Clif | Emit::Obj) {
                 driver::require_cpu_backend(&t)?;
             }
             let opts = ImportOptions { dims: parse_dims(&dims)?, ..Default::default() };
-            let g = import(&model, &opts, &pr)?;
+            let mut g = import(&model, &opts, &pr)?;
+            if let Some(how) = &prune {
+                let how: nanoc::passes::prune::Prune = how.parse().map_err(|e| anyhow!("--prune {e}"))?;
+                let before = g.clone();
+                let r = nanoc::passes::prune::prune(&mut g, how);
+                pr.say(format!(
+                    "pruned {} weights ({} of {} elements now zero), left {} dense",
+                    r.weights, r.zeros, r.elements, r.skipped
+                ));
+                if !inputs.is_empty() {
+                    prune_delta(&before, &g, &read_inputs(&inputs)?)?;
+                }
+            }
             let (g, report) = optimize(g, &t, &opt, &pr)?;
             match emit {
                 Emit::Ir | Emit::Egraph => {
@@ -358,6 +381,37 @@ fn read_inputs(args: &[String]) -> Result<Vec<(String, Tensor)>> {
             Ok((name, nanoc::npy::read_npy(Path::new(file))?))
         })
         .collect()
+}
+
+/// Runs `before` and `after` (pruned) with the reference interpreter on
+/// `inputs` and prints each output's change on stderr.
+fn prune_delta(before: &Graph, after: &Graph, inputs: &[(String, Tensor)]) -> Result<()> {
+    let ordered = before
+        .inputs()
+        .iter()
+        .map(|&id| {
+            let name = &before.node(id).name;
+            let single = before.inputs().len() == 1 && inputs.len() == 1 && inputs[0].0.is_empty();
+            inputs
+                .iter()
+                .find(|(n, _)| n == name || single)
+                .map(|(_, t)| t.clone())
+                .ok_or_else(|| anyhow!("--input: no value for model input `{name}`"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let want = nanoc_ir::interp::run(before, &ordered)?;
+    let got = nanoc_ir::interp::run(after, &ordered)?;
+    for ((name, _), (w, g)) in before.outputs().iter().zip(want.iter().zip(&got)) {
+        let (w, g) = (w.to_f64_vec(), g.to_f64_vec());
+        let max = w.iter().zip(&g).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let diff = w.iter().zip(&g).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
+        let norm = w.iter().map(|a| a * a).sum::<f64>().sqrt();
+        eprintln!(
+            "prune accuracy: output `{name}`: max |change| {max:.4e}, relative L2 change {:.4e}",
+            diff / norm.max(f64::MIN_POSITIVE)
+        );
+    }
+    Ok(())
 }
 
 /// One line per output: name, type, and a few statistics.

@@ -303,3 +303,24 @@ fn optimiser_progress_and_stage_statistics() {
     let quiet = nanoc(&[&["-q"][..], &args].concat());
     assert!(quiet.status.success() && quiet.stderr.is_empty(), "{}", text(&quiet.stderr));
 }
+
+#[test]
+fn prune_reports_the_accuracy_change() {
+    let o = nanoc(&[
+        "compile",
+        "tests/fixtures/mlp/model.onnx",
+        "--prune",
+        "2:4",
+        "--input",
+        "tests/fixtures/mlp/inputs/x.npy",
+        "--emit",
+        "ir",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("pruned ") && err.contains("relative L2 change"), "{err}");
+    let o = nanoc(&["compile", "tests/fixtures/mlp/model.onnx", "--prune", "1.5", "--emit", "ir"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("ratio between 0 and 1"), "{}", text(&o.stderr));
+    let o = nanoc(&["compile", "tests/fixtures/mlp/model.onnx", "--input", "x.npy", "--emit", "ir"]);
+    assert!(!o.status.success() && text(&o.stderr).contains("only applies to --prune"), "{}", text(&o.stderr));
+}

@@ -10,6 +10,7 @@ use crate::{DType, Shape, Tensor, TensorType};
 mod extra;
 mod program;
 mod quant;
+mod sparse;
 
 pub use program::{Arg, Program, Step, is_fusable};
 pub use quant::QMatMulForm;
@@ -304,6 +305,10 @@ pub enum Op {
         /// Weights per block along K (one scale and zero point each).
         block: usize,
     },
+    /// `a @ W` with W `[K, N]` 2:4-sparse along K, stored compressed:
+    /// operands `a` f32 `[.., M, K]`, `values` f32 `[N, K/2]`, `indices` u8
+    /// `[N, K/2]` (row within each group of four); see `ops/sparse.rs`.
+    SparseMatMul,
     /// N-d convolution, NC[spatial] layout; operands x, w [, bias].
     Conv {
         /// Window geometry.
@@ -590,6 +595,7 @@ impl Op {
             Op::MatMul => "matmul",
             Op::QMatMul => "qmatmul",
             Op::QMatMulBlock { .. } => "qmatmul_block",
+            Op::SparseMatMul => "sparse_matmul",
             Op::Conv { .. } => "conv",
             Op::Attention { .. } => "attention",
             Op::Softmax { .. } => "softmax",
@@ -631,9 +637,12 @@ impl Op {
             Op::Unary(_) | Op::Binary(_) | Op::Clip { .. } | Op::Cast { .. } | Op::Where | Op::Trilu { .. } => {
                 OpClass::Elementwise
             }
-            Op::MatMul | Op::QMatMul | Op::QMatMulBlock { .. } | Op::Conv { .. } | Op::Attention { .. } => {
-                OpClass::Contraction
-            }
+            Op::MatMul
+            | Op::QMatMul
+            | Op::QMatMulBlock { .. }
+            | Op::SparseMatMul
+            | Op::Conv { .. }
+            | Op::Attention { .. } => OpClass::Contraction,
             Op::Softmax { .. } | Op::LayerNorm { .. } | Op::RmsNorm { .. } => OpClass::Normalization,
             Op::Reduce { .. } | Op::MaxPool { .. } | Op::AvgPool { .. } => OpClass::Reduction,
             Op::Reshape
@@ -664,6 +673,7 @@ impl Op {
             Op::Where => (3, 3),
             Op::QMatMul => (4, 8),
             Op::QMatMulBlock { .. } => (3, 4),
+            Op::SparseMatMul => (3, 3),
             Op::Conv { .. } | Op::LayerNorm { .. } => (2, 3),
             Op::RmsNorm { .. } => (1, 2),
             Op::Attention { .. } => (3, 4),
@@ -766,6 +776,7 @@ impl Op {
             }
             Op::QMatMul => quant::qmatmul(args),
             Op::QMatMulBlock { bits, block } => quant::qmatmul_block(args, *bits, *block),
+            Op::SparseMatMul => sparse::sparse_matmul(args),
             Op::Conv { window, group } => {
                 let (x, w) = (args[0], args[1]);
                 float(x)?;

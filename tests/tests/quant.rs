@@ -4,8 +4,10 @@
 //! optimiser with their matmuls as `qmatmul` (no float `matmul` left), and
 //! the optimised graph still matches onnxruntime's recorded outputs through
 //! the interpreter, the JIT and a bundle. MatMulNBits imports as one
-//! `qmatmul_block`.
+//! `qmatmul_block`. A 2:4-sparse constant weight becomes `sparse_matmul`
+//! only for a target whose descriptor lists `"2:4"`.
 
+use nanoc_ir::{Graph, Op, Tensor, TensorType};
 use nanoc_tests::*;
 
 /// (fixture, qmatmul nodes expected after optimisation).
@@ -16,6 +18,40 @@ const CASES: &[(&str, usize)] = &[
     ("ops/dynamic_qdq_matmul", 1),
     ("ops/qdq_matmul_requant_i8", 1),
 ];
+
+/// `x [7, 32] · W [32, 17]`, W 2:4-sparse along K (half of it zero).
+fn sparse_graph() -> (Graph, Tensor) {
+    let (k, n) = (32usize, 17usize);
+    let w: Vec<f32> =
+        (0..k * n).map(|i| if ((i / n) + i % n) % 4 < 2 { ((i * 37) % 19) as f32 / 9.0 - 1.0 } else { 0.0 }).collect();
+    let mut g = Graph::new("sparse");
+    let x = g.add_input("x", TensorType::new(nanoc_ir::DType::F32, vec![7, k]));
+    let w = g.add_const("w", Tensor::from_vec(vec![k, n], w).unwrap());
+    let y = g.add_op("y", Op::MatMul, &[x, w]).unwrap();
+    g.add_output("out", y);
+    let input: Vec<f32> = (0..7 * k).map(|i| ((i * 13) % 29) as f32 / 7.0 - 2.0).collect();
+    (g, Tensor::from_vec(vec![7, k], input).unwrap())
+}
+
+#[test]
+fn sparse_weights_follow_the_target() {
+    let (g, x) = sparse_graph();
+    let want = run_interp(&g, std::slice::from_ref(&x)).unwrap();
+    let dense_target = cpu_target();
+    assert!(dense_target.sparsity.is_empty());
+    let mut sparse_target = dense_target.clone();
+    sparse_target.sparsity = vec![nanoc_targets::Sparsity::TwoOfFour];
+    for (t, sparse) in [(&dense_target, false), (&sparse_target, true)] {
+        let (opt, report) = nanoc::egraph::optimize(&g, t, &Default::default()).unwrap();
+        println!("2:4 sparse weights for {} (sparsity {:?}): {:?}", t.name, t.sparsity, report.after.ops);
+        assert_eq!(report.after.ops.get("sparse_matmul").is_some(), sparse, "{:?}", report.after.ops);
+        assert_eq!(report.after.ops.get("matmul").is_some(), !sparse, "{:?}", report.after.ops);
+        let got = run_interp(&opt, std::slice::from_ref(&x)).unwrap();
+        compare_all("optimised interp", &got, &want, RTOL, ATOL).unwrap();
+        let jit = run_jit(&opt, &[("x".to_string(), x.clone())]).unwrap();
+        compare_all("optimised jit", &jit, &want, RTOL, ATOL).unwrap();
+    }
+}
 
 /// MatMulNBits fixtures (4 and 8 bits, K a multiple of the block or not).
 const NBITS: &[&str] = &["ops/ms_matmulnbits_q4_asym", "ops/ms_matmulnbits_q4_sym_k48", "ops/ms_matmulnbits_q8_k40"];

@@ -40,6 +40,9 @@ pub struct ClassData {
     /// that depends on another is deeper than it; the epilogue rules use
     /// this (a heuristic) to skip operands computed from the product itself.
     pub depth: u32,
+    /// True if the class has a constant f32 matrix `[K, N]` leaf with 2:4
+    /// sparsity along K (see [`two_of_four`]), measured when the leaf is added.
+    pub two_of_four: bool,
 }
 
 impl ClassData {
@@ -96,6 +99,20 @@ impl NanoAnalysis {
     }
 }
 
+/// True if `t` is an f32 matrix `[K, N]`, K a positive multiple of 4, with
+/// at most two non-zeros in every four consecutive rows of each column (2:4
+/// structured sparsity along the reduced dim of a matmul's weights).
+pub fn two_of_four(t: &Tensor) -> bool {
+    let [k, n] = *t.shape().dims() else { return false };
+    if t.dtype() != DType::F32 || k == 0 || k % 4 != 0 {
+        return false;
+    }
+    let bytes = t.bytes();
+    let nonzero =
+        |i: usize| bytes.get(4 * i..4 * i + 4).is_some_and(|b| b.iter().any(|&x| x != 0) && b != [0, 0, 0, 0x80]);
+    (0..k / 4).all(|g| (0..n).all(|c| (0..4).filter(|&r| nonzero((4 * g + r) * n + c)).count() <= 2))
+}
+
 fn small(t: &Tensor) -> Option<Tensor> {
     (t.shape().numel() <= SMALL_CONST).then(|| t.clone())
 }
@@ -113,16 +130,22 @@ impl Analysis<ENode> for NanoAnalysis {
         }
         let bad = |eg: &mut EGraph, msg: String| {
             eg.analysis.errors.push(msg);
-            ClassData { ty: placeholder(), value: None, is_const: false, depth: 0 }
+            ClassData { ty: placeholder(), value: None, is_const: false, depth: 0, two_of_four: false }
         };
         let Some(info) = enode.info() else { return bad(eg, format!("wildcard `{enode}` added to the e-graph")) };
         match &info.kind {
             OpKind::Input(i) => match eg.analysis.inputs.get(*i) {
-                Some(ty) => ClassData { ty: ty.clone(), value: None, is_const: false, depth: 0 },
+                Some(ty) => ClassData { ty: ty.clone(), value: None, is_const: false, depth: 0, two_of_four: false },
                 None => bad(eg, format!("no graph input #{i}")),
             },
             OpKind::Const(i) => match eg.analysis.consts.get(*i) {
-                Some(t) => ClassData { ty: t.ty().clone(), value: small(t), is_const: true, depth: 0 },
+                Some(t) => ClassData {
+                    ty: t.ty().clone(),
+                    value: small(t),
+                    is_const: true,
+                    depth: 0,
+                    two_of_four: two_of_four(t),
+                },
                 None => bad(eg, format!("no constant #{i}")),
             },
             OpKind::Op(cell) => {
@@ -143,7 +166,7 @@ impl Analysis<ENode> for NanoAnalysis {
                     None
                 };
                 let depth = kids.iter().map(|d| d.depth).max().unwrap_or(0).saturating_add(1);
-                ClassData { ty, value, is_const, depth }
+                ClassData { ty, value, is_const, depth, two_of_four: false }
             }
         }
     }
@@ -174,6 +197,14 @@ impl Analysis<ENode> for NanoAnalysis {
         // keep theirs (a shallower alternative deep in a residual stream
         // would otherwise re-analyse every layer above it on every merge).
         a.depth = a.depth.min(b.depth);
+        if a.two_of_four != b.two_of_four {
+            if a.two_of_four {
+                to_b = true;
+            } else {
+                a.two_of_four = true;
+                to_a = true;
+            }
+        }
         DidMerge(to_a, to_b)
     }
 

@@ -319,6 +319,10 @@ impl CostModel {
     /// Estimated time of one op (ns); `consts[i]` says operand `i` is a
     /// constant (weights: they stream from the weights' memory on an NPU).
     pub fn op_ns_with(&self, op: &Op, args: &[&TensorType], consts: &[bool], out: &TensorType) -> Option<f64> {
+        // The 2:4-compressed matmul runs only where the descriptor lists 2:4.
+        if *op == Op::SparseMatMul && !self.sparsity.contains(&Sparsity::TwoOfFour) {
+            return None;
+        }
         match &self.device {
             Device::Cpu(c) => c.op_ns(op, args, out),
             Device::Npu(n) => n.op_ns(op, args, consts, out),
@@ -365,6 +369,11 @@ fn flops(op: &Op, args: &[&TensorType], out: &TensorType) -> f64 {
         Op::QMatMul => {
             let k = args.first().and_then(|a| a.shape.dims().last()).copied().unwrap_or(1) as f64;
             2.0 * n * k
+        }
+        Op::SparseMatMul => {
+            // K/2 multiply-adds per output element.
+            let k = args.first().and_then(|a| a.shape.dims().last()).copied().unwrap_or(1) as f64;
+            n * k
         }
         Op::QMatMulBlock { .. } => {
             // Multiply-add plus unpacking and centring each weight, per output.

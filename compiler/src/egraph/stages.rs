@@ -7,6 +7,7 @@
 //! | `canonicalise` | `rules/algebra.rs` (+ constant folding in the analysis) | identities, commutativity, cancelling transposes/reshapes/casts |
 //! | `fusion` | `rules/activation.rs`, `rules/norm.rs`, `rules/attention.rs` | GELU (erf, tanh), SiLU, LayerNorm, RMSNorm, softmax from their decompositions (and LayerNorm back into its decomposition, for targets without it); attention from matmul/scale/mask/softmax/matmul |
 //! | `quantisation` | `rules/quant.rs` | DequantizeLinear → MatMul (→ QuantizeLinear) into `qmatmul`; blocked weights into `qmatmul_block` |
+//! | `sparsity` | `rules/sparsity.rs` | 2:4-sparse constant weights into `sparse_matmul` (chosen only where the target lists `"2:4"`) |
 //! | `epilogue` | `rules/epilogue.rs` | bias, activation, residual, scale, clamp and mask select folded into the producing matmul |
 //!
 //! Every rule is local (its pattern spans one decomposition), so on a stack
@@ -68,6 +69,7 @@ pub fn default_stages() -> Vec<Stage> {
             fold: false,
         },
         Stage { name: "quantisation", rules: rules::quant::rules(), limits, fold: false },
+        Stage { name: "sparsity", rules: rules::sparsity::rules(), limits, fold: false },
         Stage { name: "epilogue", rules: rules::epilogue::rules(), limits, fold: false },
     ]
 }

@@ -24,6 +24,7 @@ mod norm;
 mod quant;
 mod reduce;
 mod select;
+mod sparse;
 
 use crate::{Bytes, DType, Graph, IrError, NodeId, Op, Tensor, TensorType, Window};
 use half::{bf16, f16};
@@ -60,6 +61,7 @@ pub fn eval_op(op: &Op, args: &[&Tensor], ty: &TensorType) -> std::result::Resul
         }
         Op::QMatMul => quant::qmatmul(args, ty),
         Op::QMatMulBlock { bits, block } => quant::qmatmul_block(args, *bits, *block, ty),
+        Op::SparseMatMul => sparse::sparse_matmul(args, ty),
         Op::Conv { window, group } => {
             let (x, w, bias) = two_or_three(args)?;
             linalg::conv(x, w, bias, window, *group, ty)

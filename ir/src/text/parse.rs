@@ -101,6 +101,7 @@ pub(super) const OPS: &[OpDef] = &[
     op!("trilu", &["upper", "k"], |a| Ok(Op::Trilu { upper: a.bool("upper")?, k: a.i64("k")? })),
     op!("matmul", Op::MatMul),
     op!("qmatmul", Op::QMatMul),
+    op!("sparse_matmul", Op::SparseMatMul),
     op!("qmatmul_block", &["bits", "block"], |a| Ok(Op::QMatMulBlock {
         bits: a.usize("bits")?,
         block: a.usize("block")?

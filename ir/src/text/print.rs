@@ -150,6 +150,7 @@ pub(crate) fn attributes(op: &Op) -> Vec<(&'static str, String)> {
         | Op::Where
         | Op::MatMul
         | Op::QMatMul
+        | Op::SparseMatMul
         | Op::Reshape
         | Op::Broadcast => Vec::new(),
         Op::Clip { min, max } => vec![("min", fmt_f32(*min)), ("max", fmt_f32(*max))],

@@ -224,6 +224,11 @@ fn every_op_graph() -> Graph {
     let bw = g.add_const("qmb.w", Tensor::from_vec(vec![2, 2], vec![0x1fu8, 0x0a, 0xe3, 0x07]).unwrap());
     let bs = g.add_const("qmb.s", Tensor::from_vec(vec![2, 2], vec![0.5f32, 0.25, 1.0, 2.0]).unwrap());
     op(&mut g, "qmatmul_block", Op::QMatMulBlock { bits: 4, block: 2 }, &[x, bw, bs]);
+    // 2:4-sparse matmul: K = 4 (x [2, 3] is too narrow, so a [4]-vector input), N = 2.
+    let sv = g.add_const("sp.values", Tensor::from_vec(vec![2, 2], vec![1.5f32, -2.0, 0.5, 4.0]).unwrap());
+    let si = g.add_const("sp.indices", Tensor::from_vec(vec![2, 2], vec![0u8, 3, 1, 2]).unwrap());
+    let v4 = g.add_const("sp.a", Tensor::from_vec(vec![4], vec![1.0f32, 2.0, 3.0, 4.0]).unwrap());
+    op(&mut g, "sparse_matmul", Op::SparseMatMul, &[v4, sv, si]);
     g.add_output("logits", logits);
     g.add_output("gathered", gather);
     g.add_output("o\"ut\\", mean);
@@ -395,11 +400,11 @@ fn op_table_covers_every_op_name() {
             Op::ConvTranspose { .. } => 12,
             Op::Attention { .. } => 13,
             Op::Fused { .. } | Op::MatMulEpilogue { .. } => 14,
-            Op::QMatMul | Op::QMatMulBlock { .. } => 15,
+            Op::QMatMul | Op::QMatMulBlock { .. } | Op::SparseMatMul => 15,
         }
     }
-    // 37 variants of Op (arg_reduce has two names), 19 unary, 16 binary and 3 reduce kinds.
-    const NAMES: usize = 37 - 3 + 1 + 19 + 16 + 3;
+    // 38 variants of Op (arg_reduce has two names), 19 unary, 16 binary and 3 reduce kinds.
+    const NAMES: usize = 38 - 3 + 1 + 19 + 16 + 3;
 
     let g = every_op_graph();
     let mut names = BTreeSet::new();

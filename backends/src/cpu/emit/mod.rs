@@ -16,6 +16,7 @@ mod quant;
 mod quant_tests;
 mod reduce;
 mod select;
+mod sparse;
 
 use super::kernel::Kb;
 use nanoc_ir::{Node, Op, TensorType};
@@ -31,6 +32,7 @@ pub fn emit(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(), String
         Op::MatMul => linalg::matmul(kb, node, args, None),
         Op::QMatMul => quant::qmatmul(kb, node, args),
         Op::QMatMulBlock { bits, block } => quant::qmatmul_block(kb, node, args, *bits, *block),
+        Op::SparseMatMul => sparse::sparse_matmul(kb, node, args),
         Op::Conv { window, group } => linalg::conv(kb, node, args, window, *group),
         Op::Attention { scale, causal } => attention::attention(kb, node, args, *scale, *causal),
         Op::Softmax { axis } => norm::softmax(kb, node, *axis),

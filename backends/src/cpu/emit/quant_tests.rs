@@ -1,7 +1,9 @@
 //! The quantised matmul kernels against the reference interpreter on odd
 //! shapes (M 1/7/17, K 33/100, N 1/17): `qmatmul` in every form, i8 and
 //! u8, per-tensor and per-column parameters; `qmatmul_block` at 2, 4 and 8
-//! bits, with and without zero points, K a multiple of the block or not. Integer forms must agree bit for bit (the
+//! bits, with and without zero points, K a multiple of the block or not;
+//! and the 2:4-sparse `sparse_matmul` (indices above 3 included: only
+//! their low two bits count). Integer forms must agree bit for bit (the
 //! kernel and the interpreter do the same i32 and f32 arithmetic); the
 //! weight-only form sums in f32 in the kernel and in f64 in the
 //! interpreter, so it is compared within the f32 rounding of a K-term sum.
@@ -51,7 +53,7 @@ fn check(args: &[&Tensor], const_at: &[usize], k: usize) {
 /// [`check`] for any quantised matmul op; float results of the weight-only
 /// ops are compared within the rounding of a K-term f32 sum.
 fn check_op(op: Op, args: &[&Tensor], const_at: &[usize], k: usize) {
-    let weight_only = args.len() == 4 && op == Op::QMatMul || matches!(op, Op::QMatMulBlock { .. });
+    let weight_only = args.len() == 4 && op == Op::QMatMul || matches!(op, Op::QMatMulBlock { .. } | Op::SparseMatMul);
     let g = graph(op, args, const_at);
     let inputs = runtime_args(args, const_at);
     let owned: Vec<Tensor> = inputs.iter().map(|t| (*t).clone()).collect();
@@ -162,4 +164,20 @@ fn qmatmul_block_kernels() {
     let b = quantised(DType::U8, &[5, 20], 8);
     let s = floats(&[5, 3], 0.01, 0.1, 9);
     check_op(Op::QMatMulBlock { bits: 4, block: 16 }, &[&a, &b, &s], &[], 40);
+}
+
+#[test]
+fn sparse_matmul_kernels() {
+    let mut seed = 1300;
+    for (m, k, n) in [(1, 32, 1), (7, 100, 17), (17, 36, 17), (1, 4, 17)] {
+        seed += 10;
+        let a = floats(&[m, k], -2.0, 2.0, seed);
+        let values = floats(&[n, k / 2], -1.0, 1.0, seed + 1);
+        let indices = quantised(DType::U8, &[n, k / 2], seed + 2);
+        check_op(Op::SparseMatMul, &[&a, &values, &indices], &[1, 2], k);
+    }
+    let a = floats(&[2, 3, 8], -1.0, 1.0, 5);
+    let values = floats(&[5, 4], -1.0, 1.0, 6);
+    let indices = quantised(DType::U8, &[5, 4], 7);
+    check_op(Op::SparseMatMul, &[&a, &values, &indices], &[], 8);
 }

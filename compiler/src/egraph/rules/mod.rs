@@ -29,6 +29,7 @@ pub mod attention;
 pub mod epilogue;
 pub mod norm;
 pub mod quant;
+pub mod sparsity;
 
 use super::analysis::{ClassData, EGraph, NanoAnalysis};
 use super::lang::{ENode, OpKind, build_op, parse_type};
