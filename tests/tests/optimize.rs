@@ -50,7 +50,7 @@ fn optimised_matches_unoptimised_on_every_fixture() {
 
 #[test]
 fn optimised_ir_snapshots() {
-    for name in ["gpt2", "mlp", "cnn"] {
+    for name in ["gpt2", "mlp", "cnn", "qdq_cnn"] {
         let (g, report) = fixture(name).import_optimized().unwrap();
         insta::assert_snapshot!(format!("optimized_{name}"), text::print(&g));
         if name == "gpt2" {
