@@ -17,10 +17,23 @@ const STATUS_DIV_BY_ZERO: i64 = 2;
 pub(super) fn emit(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(), String> {
     check(&node.op, &node.ty, args)?;
     let out = &node.ty;
-    let same = args.iter().all(|a| a.shape == out.shape);
-    let is_trilu = matches!(node.op, Op::Trilu { .. });
     // Same-shape operands (and no index-dependent op): one flat loop.
-    let (dims, arg_strides, out_strides): (Vec<usize>, Vec<Vec<i64>>, Vec<i64>) = if same && !is_trilu {
+    let flat = !matches!(node.op, Op::Trilu { .. });
+    broadcast_loop(kb, out, args, flat, &mut |kb, vals, ivs| scalar(kb, &node.op, args, out.dtype, vals, ivs))
+}
+
+/// One loop nest over `out`'s elements: loads every operand (numpy
+/// broadcasting), computes the element with `value` and stores it. With
+/// `flat_ok` and operands of the output's shape it is one flat loop.
+fn broadcast_loop(
+    kb: &mut Kb,
+    out: &TensorType,
+    args: &[&TensorType],
+    flat_ok: bool,
+    value: &mut dyn FnMut(&mut Kb, &[Value], &[Value]) -> Result<Value, String>,
+) -> Result<(), String> {
+    let same = args.iter().all(|a| a.shape == out.shape);
+    let (dims, arg_strides, out_strides): (Vec<usize>, Vec<Vec<i64>>, Vec<i64>) = if same && flat_ok {
         (vec![out.shape.numel()], vec![vec![1]; args.len()], vec![1])
     } else {
         let s = args
@@ -40,7 +53,7 @@ pub(super) fn emit(kb: &mut Kb, node: &Node, args: &[&TensorType]) -> Result<(),
                 kb.load(a.dtype, p, idx)
             })
             .collect();
-        match scalar(kb, &node.op, args, out.dtype, &vals, ivs) {
+        match value(kb, &vals, ivs) {
             Ok(v) => {
                 let oi = kb.index(0, ivs, &out_strides);
                 let o = kb.arg(0);
@@ -58,37 +71,7 @@ pub(super) fn fused(kb: &mut Kb, node: &Node, args: &[&TensorType], body: &Progr
     let step_types = body.step_types(args)?;
     check_program(body, &step_types, args)?;
     let out = &node.ty;
-    let same = args.iter().all(|a| a.shape == out.shape);
-    let (dims, arg_strides, out_strides): (Vec<usize>, Vec<Vec<i64>>, Vec<i64>) = if same {
-        (vec![out.shape.numel()], vec![vec![1]; args.len()], vec![1])
-    } else {
-        let s = args
-            .iter()
-            .map(|a| a.shape.broadcast_strides(&out.shape).into_iter().map(|x| x as i64).collect())
-            .collect();
-        (out.shape.0.clone(), s, strides(out))
-    };
-    let mut result = Ok(());
-    kb.nest(&dims, &mut |kb, ivs| {
-        let vals: Vec<Value> = args
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let idx = kb.index(0, ivs, &arg_strides[i]);
-                let p = kb.arg(i + 1);
-                kb.load(a.dtype, p, idx)
-            })
-            .collect();
-        match program_value(kb, body, &step_types, args, &vals, ivs) {
-            Ok(v) => {
-                let oi = kb.index(0, ivs, &out_strides);
-                let o = kb.arg(0);
-                kb.store(out.dtype, o, oi, v);
-            }
-            Err(e) => result = Err(e),
-        }
-    });
-    result
+    broadcast_loop(kb, out, args, true, &mut |kb, vals, ivs| program_value(kb, body, &step_types, args, vals, ivs))
 }
 
 /// The type of a step argument.

@@ -157,15 +157,7 @@ pub(super) fn conv(
     dims.extend(&out_sp);
     kb.nest(&dims, &mut |kb, ivs| {
         let (n, g, mm, o) = (ivs[0], ivs[1], ivs[2], &ivs[3..]);
-        let gm = kb.b.ins().imul_imm_s(g, mg as i64);
-        let oc = kb.b.ins().iadd(gm, mm);
-        let init = if has_bias {
-            let p = kb.arg(3);
-            kb.load(DType::F32, p, oc)
-        } else {
-            kb.f32c(0.0)
-        };
-        let acc = kb.var(F32, init);
+        let (oc, acc) = output_channel_accumulator(kb, g, mm, mg, has_bias);
         kb.for_n(cg, &mut |kb, ci| {
             let gc = kb.b.ins().imul_imm_s(g, cg as i64);
             let cin = kb.b.ins().iadd(gc, ci);
@@ -185,6 +177,26 @@ pub(super) fn conv(
         store_nc(kb, acc, n, oc, o, &os);
     });
     Ok(())
+}
+
+/// Output channel `g·mg + mm` of a grouped conv and an f32 accumulator
+/// starting at its bias (operand 3) or 0.
+fn output_channel_accumulator(
+    kb: &mut Kb,
+    g: Value,
+    mm: Value,
+    mg: usize,
+    has_bias: bool,
+) -> (Value, cranelift_frontend::Variable) {
+    let gm = kb.b.ins().imul_imm_s(g, mg as i64);
+    let oc = kb.b.ins().iadd(gm, mm);
+    let init = if has_bias {
+        let p = kb.arg(3);
+        kb.load(DType::F32, p, oc)
+    } else {
+        kb.f32c(0.0)
+    };
+    (oc, kb.var(F32, init))
 }
 
 /// Transposed N-d convolution in gather form: output `o` sums, over input
@@ -212,15 +224,7 @@ pub(super) fn conv_transpose(
     dims.extend(&out_sp);
     kb.nest(&dims, &mut |kb, ivs| {
         let (n, g, mm, o) = (ivs[0], ivs[1], ivs[2], &ivs[3..]);
-        let gm = kb.b.ins().imul_imm_s(g, mg as i64);
-        let oc = kb.b.ins().iadd(gm, mm);
-        let init = if has_bias {
-            let p = kb.arg(3);
-            kb.load(DType::F32, p, oc)
-        } else {
-            kb.f32c(0.0)
-        };
-        let acc = kb.var(F32, init);
+        let (oc, acc) = output_channel_accumulator(kb, g, mm, mg, has_bias);
         kb.for_n(cg, &mut |kb, ci| {
             let gc = kb.b.ins().imul_imm_s(g, cg as i64);
             let cin = kb.b.ins().iadd(gc, ci);

@@ -37,14 +37,8 @@ pub(crate) const MAX_FOLD_BYTES: usize = 1 << 30;
 /// Result type of the importers.
 pub(crate) type Res<T> = Result<T, OnnxError>;
 
-/// The importer for `op_type` in `domain` (`""` or `ai.onnx`), if any.
-pub(crate) fn lookup(domain: &str, op_type: &str) -> Option<ImportFn> {
-    if domain == contrib::DOMAIN {
-        return contrib::OPS.iter().chain(attention::CONTRIB_OPS).find(|(name, _)| *name == op_type).map(|&(_, f)| f);
-    }
-    if !(domain.is_empty() || domain == "ai.onnx") {
-        return None;
-    }
+/// Every default-domain (`""` / `ai.onnx`) importer table entry.
+fn default_domain_ops() -> impl Iterator<Item = &'static (&'static str, ImportFn)> {
     [
         math::OPS,
         nn::OPS,
@@ -58,27 +52,22 @@ pub(crate) fn lookup(domain: &str, op_type: &str) -> Option<ImportFn> {
     ]
     .into_iter()
     .flatten()
-    .find(|(name, _)| *name == op_type)
-    .map(|&(_, f)| f)
+}
+
+/// The importer for `op_type` in `domain` (`""` or `ai.onnx`), if any.
+pub(crate) fn lookup(domain: &str, op_type: &str) -> Option<ImportFn> {
+    if domain == contrib::DOMAIN {
+        return contrib::OPS.iter().chain(attention::CONTRIB_OPS).find(|(name, _)| *name == op_type).map(|&(_, f)| f);
+    }
+    if !(domain.is_empty() || domain == "ai.onnx") {
+        return None;
+    }
+    default_domain_ops().find(|(name, _)| *name == op_type).map(|&(_, f)| f)
 }
 
 /// Every supported (default-domain) op type, sorted.
 pub(crate) fn supported_ops() -> Vec<&'static str> {
-    let mut v: Vec<&'static str> = [
-        math::OPS,
-        nn::OPS,
-        quant::OPS,
-        shape::OPS,
-        contrib::ORT_DEFAULT_DOMAIN_OPS,
-        indexing::OPS,
-        spatial::OPS,
-        einsum::OPS,
-        attention::OPS,
-    ]
-    .into_iter()
-    .flatten()
-    .map(|&(n, _)| n)
-    .collect();
+    let mut v: Vec<&'static str> = default_domain_ops().map(|&(n, _)| n).collect();
     v.sort_unstable();
     v
 }
